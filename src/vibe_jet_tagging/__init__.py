@@ -1,0 +1,1 @@
+"""Quark/gluon jet tagging with reasoning LLMs."""

@@ -1,0 +1,40 @@
+"""The ``vjt`` command line."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import VJTError
+from .app import CLIError, app, console
+
+__all__ = ["app", "main"]
+
+
+def _register() -> None:
+    # Each module adds its commands to ``app``.
+    from . import data  # noqa: F401
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``vjt``; bad input gives one clear line and a non-zero exit, never a traceback."""
+    _register()
+    try:
+        result = app(args=argv, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        console.print("[yellow]interrupted[/]")
+        return 130
+    except (CLIError, VJTError, ValueError, OSError) as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 2
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,17 @@
+"""The errors the package raises on purpose, each saying what was wrong and where."""
+
+from __future__ import annotations
+
+__all__ = ["ServerError", "VJTError"]
+
+
+class VJTError(Exception):
+    """Base of every error the package raises on purpose; its message is for the user."""
+
+
+class ServerError(VJTError):
+    """The model server could not be reached, refused the request, or does not serve the model."""
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
