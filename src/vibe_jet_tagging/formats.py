@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .jets import PHI, PID, PT, Y, Jet
+from .jets import PHI, PID, PT, Jet, Y
 
 __all__ = ["FORMAT_NAMES", "FormatName", "JetFormat", "render_jet"]
 
@@ -126,4 +126,3 @@ def render_jet(jet: Jet, fmt: JetFormat | None = None) -> str:
     if fmt.name == "observables+particles":
         text = _observables_text(jet, fmt) + "\n\n" + text
     return text
-

@@ -1,0 +1,85 @@
+"""Running the async core from sync code, in scripts and inside running event loops.
+
+Every sync entry point hands its coroutine to one background event loop per process, on a
+daemon thread. It works the same whether or not the caller's thread runs a loop (Jupyter),
+never calls ``asyncio.run`` on the caller's loop, needs no nest_asyncio, and keeps HTTP
+clients bound to a single loop for the life of the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from typing import Any, TypeVar
+
+__all__ = ["iterate_sync", "run_sync"]
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _background_loop() -> asyncio.AbstractEventLoop:
+    global _loop
+    with _lock:
+        if _loop is None or _loop.is_closed():
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(
+                target=loop.run_forever, name="vibe-jet-tagging-loop", daemon=True
+            )
+            thread.start()
+            _loop = loop
+        return _loop
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion on the background loop and return its result.
+
+    Ctrl-C in the calling thread cancels the coroutine.
+    """
+    loop = _background_loop()
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        coro.close()
+        raise RuntimeError("run_sync called from the background loop itself; await instead")
+    future = asyncio.run_coroutine_threadsafe(coro, loop)
+    try:
+        return future.result()
+    except BaseException:
+        future.cancel()
+        raise
+
+
+def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
+    """Iterate an async generator from sync code, running it on the background loop."""
+    loop = _background_loop()
+    items: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+    async def pump() -> None:
+        try:
+            async for item in agen:
+                items.put(("item", item))
+        except BaseException as exc:
+            items.put(("error", exc))
+            raise
+        else:
+            items.put(("done", None))
+
+    future = asyncio.run_coroutine_threadsafe(pump(), loop)
+    try:
+        while True:
+            kind, value = items.get()
+            if kind == "item":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        future.cancel()

@@ -1,0 +1,557 @@
+"""``JetTagger``: a LangChain Runnable that tags jets as quark or gluon with a reasoning LLM.
+
+One jet travels: cache lookup by key -> prompt (``format_jet`` | ``ChatPromptTemplate``) ->
+``ChatVLLM`` -> ``parse_label`` (instructor validation; one re-ask on a malformed answer; the
+regex parser for prose) -> :class:`TagResult` -> cache store.
+
+The async path is the only implementation: ``invoke`` and ``batch`` run it on a background
+event loop (see ``_sync``), so they also work inside Jupyter's running loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import math
+import time
+import weakref
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import openai
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from langchain_core.runnables.config import get_config_list, patch_config
+
+from ._sync import iterate_sync, run_sync
+from .cache import ResultCache
+from .formats import JetFormat
+from .jets import Jet
+from .model import DEFAULT_MODEL, ChatVLLM, Effort, reasoning_of
+from .parsing import (
+    PARSER_VERSION,
+    SCHEMA_VERSION,
+    LabelParseError,
+    ParsedLabel,
+    label_response_format,
+    reask_messages,
+    regex_label,
+    validate_answer,
+)
+from .prompts import DEFAULT_TEMPLATE, JetPrompt, PromptTemplateSpec, SelectorName
+from .results import TagError, TaggingError, TagResult, Usage
+
+__all__ = ["JetInput", "JetTagger", "read_answer"]
+
+logger = logging.getLogger(__name__)
+
+JetInput = Jet | np.ndarray | Mapping[str, Any]
+"""A :class:`Jet`, an ``(n, 4)`` or zero-padded ``(M, 4)`` array, or a mapping with ``jet``."""
+
+_PREPARE_CHUNK = 512  # jets coerced, keyed and looked up at once by abatch_as_completed
+
+
+def read_answer(
+    content: str, finish_reason: str | None, *, allow_reask: bool
+) -> ParsedLabel | Exception:
+    """Read a label, or return the validation error the model should be re-asked with.
+
+    A truncated answer raises :class:`~vibe_jet_tagging.parsing.TruncatedAnswerError`. An
+    answer that holds JSON failing the schema is re-asked (when allowed) before any regex: the
+    model meant to answer in the schema. A prose answer goes to the regex parser first, and is
+    re-asked only if that finds nothing. Raises :class:`LabelParseError` when nothing is left.
+    """
+    try:
+        label = validate_answer(content, finish_reason)
+        return ParsedLabel(
+            label=label.label, quark_probability=label.quark_probability, step="schema"
+        )
+    except LabelParseError:
+        raise
+    except ValueError as error:  # pydantic ValidationError, instructor's JSON errors
+        schema_error: Exception = error
+    attempted_json = "{" in content
+    if attempted_json and allow_reask:
+        return schema_error
+    parsed = regex_label(content)
+    if parsed is not None:
+        return parsed
+    if allow_reask:
+        return schema_error
+    preview = content.strip().replace("\n", " ")[:160]
+    raise LabelParseError(f"no label in the answer: {preview!r}", raw=content)
+
+
+def _logprob_quark_probability(message: BaseMessage) -> float | None:
+    """P(quark) from the top logprobs at the token that carries the label, if returned."""
+    content = ((message.response_metadata or {}).get("logprobs") or {}).get("content") or []
+    for token in content:
+        text = str(token.get("token", "")).strip(" \"'*").lower()
+        if not (text.startswith(("quark", "gluon")) or text in ("0", "1")):
+            continue
+        p_quark = p_gluon = 0.0
+        for alt in token.get("top_logprobs") or [token]:
+            alt_text = str(alt.get("token", "")).strip(" \"'*").lower()
+            p = math.exp(float(alt.get("logprob", -math.inf)))
+            if alt_text.startswith("quark") or alt_text == "1":
+                p_quark += p
+            elif alt_text.startswith("gluon") or alt_text == "0":
+                p_gluon += p
+        if p_quark + p_gluon > 0:
+            return p_quark / (p_quark + p_gluon)
+    return None
+
+
+def _server_error(exc: BaseException, url: str | None) -> TagError | None:
+    """A :class:`TagError` for an error of the model server, ``None`` for anything else."""
+    where = f" at {url}" if url else ""
+    if isinstance(exc, openai.APITimeoutError):
+        return TagError(kind="timeout", message=f"the model server{where} did not answer in time")
+    if isinstance(exc, openai.APIConnectionError):
+        return TagError(
+            kind="connection",
+            message=f"cannot reach the model server{where}: {exc.__cause__ or exc}",
+        )
+    if isinstance(exc, openai.APIStatusError):
+        kind = {429: "rate_limit", 400: "bad_request", 422: "bad_request"}.get(
+            exc.status_code, "server"
+        )
+        return TagError(
+            kind=kind,  # type: ignore[arg-type]
+            message=f"HTTP {exc.status_code} from the model server{where}: {exc.message}",
+            status=exc.status_code,
+        )
+    if isinstance(exc, openai.APIError):
+        return TagError(kind="server", message=f"the model server{where} failed: {exc}")
+    return None
+
+
+def _model_settings(model: BaseChatModel) -> dict[str, Any]:
+    """What about the model shapes its answers (not where it is served)."""
+    if isinstance(model, ChatVLLM) or hasattr(model, "model_name"):
+        fields = (
+            "model_name",
+            "reasoning_effort",
+            "temperature",
+            "seed",
+            "max_tokens",
+            "top_p",
+            "model_kwargs",
+            "extra_body",
+            "stop",
+        )
+        return {f: getattr(model, f, None) for f in fields}
+    return {"llm_string": model._get_llm_string()}
+
+
+class JetTagger(Runnable[JetInput, TagResult]):
+    """Tag jets as quark- or gluon-initiated with a reasoning LLM on a vLLM server.
+
+    Args:
+        model: a model name served by vLLM (default ``openai/gpt-oss-120b``), or any LangChain
+            chat model (e.g. a configured :class:`ChatVLLM`).
+        base_url: the server's OpenAI-compatible URL (default ``http://localhost:8000/v1``).
+        effort: reasoning effort, ``"low"``, ``"medium"`` or ``"high"``.
+        temperature, seed: sampling settings sent to the server (``seed`` also draws the
+            few-shot examples).
+        max_tokens, timeout, max_retries, api_key: request settings (see :class:`ChatVLLM`).
+        template: a template name from ``prompts/``, a path, or a :class:`PromptTemplateSpec`.
+        examples: labelled jets for few-shot examples (default: the bundled sample).
+        format, shots, selector: override the template's jet format, number of examples and
+            example selector.
+        structured_output: send the :class:`JetLabel` JSON schema as ``response_format``
+            (turn off for servers without structured outputs).
+        reask: re-ask once when the answer fails the schema.
+        logprobs: request token logprobs and report a logprob-based quark probability.
+        cache: a :class:`ResultCache`, a folder, ``True`` for the default folder, or
+            ``None``/``False`` for none.
+        refresh: ignore cached results (and overwrite them).
+        max_concurrency: requests in flight at once in ``abatch`` when the config sets none.
+
+    Raises :class:`TaggingError` (with ``.result`` holding the error, raw answer and usage)
+    when a jet gets no label; ``abatch(..., return_exceptions=True)`` returns them in place.
+    """
+
+    def __init__(
+        self,
+        model: str | BaseChatModel = DEFAULT_MODEL,
+        *,
+        base_url: str | None = None,
+        effort: Effort | None = "medium",
+        temperature: float | None = None,
+        seed: int | None = None,
+        max_tokens: int | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        api_key: str | None = None,
+        template: str | Path | PromptTemplateSpec = DEFAULT_TEMPLATE,
+        examples: Any = None,
+        format: JetFormat | None = None,
+        shots: int | None = None,
+        selector: SelectorName | None = None,
+        structured_output: bool = True,
+        reask: bool = True,
+        logprobs: bool = False,
+        cache: ResultCache | str | Path | bool | None = True,
+        refresh: bool = False,
+        max_concurrency: int = 64,
+    ) -> None:
+        if isinstance(model, BaseChatModel):
+            self.model = model
+        else:
+            options: dict[str, Any] = {
+                "model": model,
+                "reasoning_effort": effort,
+                "temperature": temperature,
+                "seed": seed,
+            }
+            for name, value in (
+                ("base_url", base_url),
+                ("max_completion_tokens", max_tokens),
+                ("timeout", timeout),
+                ("max_retries", max_retries),
+                ("api_key", api_key),
+            ):
+                if value is not None:
+                    options[name] = value
+            self.model = ChatVLLM(**options)
+        self.prompt = JetPrompt(
+            template,
+            examples=examples,
+            format=format,
+            shots=shots,
+            selector=selector,
+            seed=seed or 0,
+        )
+        self.structured_output = structured_output
+        self.reask = reask
+        self.logprobs = logprobs
+        self.refresh = refresh
+        self.max_concurrency = max_concurrency
+        if cache is True:
+            cache = ResultCache()
+        elif isinstance(cache, str | Path):
+            cache = ResultCache(cache)
+        self.cache: ResultCache | None = cache if isinstance(cache, ResultCache) else None
+
+        call_options: dict[str, Any] = {}
+        if structured_output:
+            call_options["response_format"] = label_response_format()
+        if logprobs:
+            call_options.update(logprobs=True, top_logprobs=5)
+        self._model = self.model.bind(**call_options) if call_options else self.model
+        self._reask_model = self.model.with_config(run_name="reask")
+        self._prompt = self.prompt.as_runnable().with_config(run_name="prompt")
+        self._parse = RunnableLambda(self._read, name="parse_label")
+        self.settings_key = self._settings_key()
+        self._inflight: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, asyncio.Future[TagResult]]
+        ] = weakref.WeakKeyDictionary()
+
+    # -- identity --------------------------------------------------------------------------------
+
+    @property
+    def model_name(self) -> str:
+        """The served model's name."""
+        return str(getattr(self.model, "model_name", None) or type(self.model).__name__)
+
+    @property
+    def effort(self) -> str | None:
+        """The reasoning effort sent with each request."""
+        return getattr(self.model, "reasoning_effort", None)
+
+    @property
+    def base_url(self) -> str | None:
+        """The model server's URL."""
+        return getattr(self.model, "openai_api_base", None)
+
+    def _settings_key(self) -> str:
+        settings = {
+            "prompt": self.prompt.fingerprint,
+            "model": _model_settings(self.model),
+            "structured_output": self.structured_output,
+            "reask": self.reask,
+            "logprobs": self.logprobs,
+            "schema": SCHEMA_VERSION,
+            "parser": PARSER_VERSION,
+        }
+        blob = json.dumps(settings, sort_keys=True, default=str).encode()
+        return hashlib.blake2b(blob, digest_size=12).hexdigest()
+
+    def key_for(self, jet: Jet) -> str:
+        """The cache key of ``jet`` under this tagger's settings (its examples included)."""
+        examples = ",".join(e.jet.key for e in self.prompt.examples_for(jet))
+        blob = f"{self.settings_key}|{jet.key}|{examples}".encode()
+        return hashlib.blake2b(blob, digest_size=16).hexdigest()
+
+    def get_name(self, suffix: str | None = None, *, name: str | None = None) -> str:
+        return super().get_name(suffix, name=name or "JetTagger")
+
+    # -- one jet ---------------------------------------------------------------------------------
+
+    def _lookup(self, key: str, jet: Jet) -> TagResult | None:
+        if self.cache is None or self.refresh:
+            return None
+        hit = self.cache.get(key)
+        return None if hit is None else hit.model_copy(update={"cached": True, "index": jet.index})
+
+    def _result(self, jet: Jet, key: str, **fields: Any) -> TagResult:
+        return TagResult(
+            index=jet.index,
+            jet_key=jet.key,
+            key=key,
+            model=self.model_name,
+            effort=self.effort,
+            template=self.prompt.template.name,
+            **fields,
+        )
+
+    def _read(self, message: AIMessage, allow_reask: bool = True) -> ParsedLabel | Exception:
+        finish = (message.response_metadata or {}).get("finish_reason")
+        return read_answer(message.text, finish, allow_reask=allow_reask and self.reask)
+
+    async def _ask(
+        self, model: Runnable, messages: list[BaseMessage], config: RunnableConfig
+    ) -> tuple[AIMessage, float]:
+        start = time.perf_counter()
+        message = await model.ainvoke(messages, config)
+        return message, time.perf_counter() - start
+
+    async def _atag(
+        self, jet: Jet, key: str, config: RunnableConfig, run_manager: Any
+    ) -> TagResult:
+        """Prompt, model call(s) and parsing for one jet (no cache)."""
+        config = patch_config(config, callbacks=run_manager.get_child())
+        messages = (await self._prompt.ainvoke(jet, config)).to_messages()
+        usage, latency = Usage(), 0.0
+        message: AIMessage | None = None
+        try:
+            message, latency = await self._ask(self._model, messages, config)
+            usage = Usage.from_message(message)
+            outcome = await self._parse.ainvoke(message, config)
+            if isinstance(outcome, Exception):
+                first = message
+                retry_messages = reask_messages(messages, first.text, outcome)
+                message, seconds = await self._ask(self._model, retry_messages, config)
+                latency += seconds
+                usage = usage + Usage.from_message(message)
+                try:
+                    outcome = read_answer(
+                        message.text,
+                        message.response_metadata.get("finish_reason"),
+                        allow_reask=False,
+                    )
+                    if outcome.step == "schema":
+                        outcome = outcome.model_copy(update={"step": "reask"})
+                except LabelParseError:
+                    # The re-ask failed too: the first answer may still hold a prose label.
+                    outcome = regex_label(first.text)
+                    if outcome is None:
+                        raise
+        except LabelParseError as exc:
+            error = TagError(
+                kind="truncated" if exc.truncated else "parse", message=str(exc), raw_answer=exc.raw
+            )
+        except openai.APIError as exc:
+            error = _server_error(exc, self.base_url)
+        else:
+            assert isinstance(outcome, ParsedLabel)
+            return self._result(
+                jet,
+                key,
+                label=outcome.label,
+                quark_probability=outcome.quark_probability,
+                logprob_quark_probability=_logprob_quark_probability(message),
+                parsed_by=outcome.step,
+                answer=message.text,
+                reasoning=reasoning_of(message),
+                finish_reason=message.response_metadata.get("finish_reason"),
+                usage=usage,
+                latency=latency,
+                cached=bool(message.response_metadata.get("cache_hit")),
+            )
+        failed = self._result(
+            jet,
+            key,
+            answer=None if message is None else message.text,
+            reasoning=None if message is None else reasoning_of(message),
+            finish_reason=None
+            if message is None
+            else message.response_metadata.get("finish_reason"),
+            usage=usage,
+            latency=latency,
+            error=error,
+        )
+        raise TaggingError(failed)
+
+    async def _arun(self, jet: Jet, run_manager: Any, config: RunnableConfig) -> TagResult:
+        """Cache lookup, then one request per key in flight (duplicates wait for it)."""
+        key = self.key_for(jet)
+        hit = self._lookup(key, jet)
+        if hit is not None:
+            return hit
+        inflight = self._inflight.setdefault(asyncio.get_running_loop(), {})
+        pending = inflight.get(key)
+        if pending is not None:
+            try:
+                result = await asyncio.shield(pending)
+            except TaggingError as exc:
+                raise TaggingError(exc.result.model_copy(update={"index": jet.index})) from None
+            return result.model_copy(update={"cached": True, "index": jet.index})
+        future: asyncio.Future[TagResult] = asyncio.get_running_loop().create_future()
+        inflight[key] = future
+        try:
+            result = await self._atag(jet, key, config, run_manager)
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                future.set_exception(exc)
+                future.exception()  # retrieved: duplicates may not exist
+            else:
+                future.cancel()
+            raise
+        else:
+            if self.cache is not None and not result.cached:
+                self.cache.put(result)
+            future.set_result(result)
+            return result
+        finally:
+            inflight.pop(key, None)
+
+    async def ainvoke(
+        self, input: JetInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> TagResult:
+        """Tag one jet."""
+        jet = Jet.coerce(input)  # callbacks and tracing see a Jet, whatever the input was
+        return await self._acall_with_config(self._arun, jet, config, run_type="chain")
+
+    def invoke(
+        self, input: JetInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> TagResult:
+        """Tag one jet (sync; runs the async path on a background loop)."""
+        return run_sync(self.ainvoke(input, config, **kwargs))
+
+    # -- many jets -------------------------------------------------------------------------------
+
+    async def abatch_as_completed(
+        self,
+        inputs: Sequence[JetInput],
+        config: RunnableConfig | Sequence[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> AsyncIterator[tuple[int, TagResult | Exception]]:
+        """Yield ``(position, result)`` as jets finish: cache hits first, then the rest.
+
+        Jets are prepared in chunks (coerced, keyed, looked up in the cache together); misses
+        run with at most ``max_concurrency`` in flight (the config's, else the tagger's), so
+        memory stays bounded for any number of jets. Identical jets cause one request.
+        """
+        n = len(inputs)
+        if n == 0:
+            return
+        configs = get_config_list(config, n)
+        limit = configs[0].get("max_concurrency") or self.max_concurrency
+        tasks: set[asyncio.Task[tuple[int, TagResult | Exception]]] = set()
+
+        async def run(i: int, item: Any) -> tuple[int, TagResult | Exception]:
+            try:
+                return i, await self.ainvoke(item, configs[i])
+            except Exception as exc:
+                return i, exc
+
+        async def drain(wait_for_all: bool) -> AsyncIterator[tuple[int, TagResult | Exception]]:
+            while tasks and (wait_for_all or len(tasks) >= limit):
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    tasks.discard(task)
+                    yield task.result()
+
+        def check(item: tuple[int, TagResult | Exception]) -> tuple[int, TagResult | Exception]:
+            if isinstance(item[1], Exception) and not return_exceptions:
+                raise item[1]
+            return item
+
+        try:
+            for start in range(0, n, _PREPARE_CHUNK):
+                prepared = await asyncio.to_thread(self._prepare, inputs, start)
+                for i, item in prepared:
+                    if isinstance(item, TagResult | Exception):
+                        yield check((i, item))
+                        continue
+                    async for finished in drain(wait_for_all=False):
+                        yield check(finished)
+                    tasks.add(asyncio.create_task(run(i, item)))
+            async for finished in drain(wait_for_all=True):
+                yield check(finished)
+        finally:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _prepare(self, inputs: Sequence[JetInput], start: int) -> list[tuple[int, Any]]:
+        """Coerce a chunk of inputs and look them up together: hits, errors, or jets to run."""
+        out: list[tuple[int, Any]] = []
+        keys: dict[int, str] = {}
+        for i in range(start, min(start + _PREPARE_CHUNK, len(inputs))):
+            try:
+                jet = Jet.coerce(inputs[i])
+            except ValueError as exc:
+                out.append((i, exc))
+                continue
+            keys[i] = self.key_for(jet)
+            out.append((i, jet))
+        if self.cache is not None and not self.refresh:
+            hits = self.cache.get_many(keys.values())
+            out = [
+                (i, hits[keys[i]].model_copy(update={"cached": True, "index": item.index}))
+                if i in keys and keys[i] in hits
+                else (i, item)
+                for i, item in out
+            ]
+        return out
+
+    async def abatch(
+        self,
+        inputs: Sequence[JetInput],
+        config: RunnableConfig | Sequence[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[TagResult | Any]:
+        """Tag many jets; results in input order (see :meth:`abatch_as_completed`)."""
+        results: list[Any] = [None] * len(inputs)
+        async for i, result in self.abatch_as_completed(
+            inputs, config, return_exceptions=return_exceptions
+        ):
+            results[i] = result
+        return results
+
+    def batch(
+        self,
+        inputs: Sequence[JetInput],
+        config: RunnableConfig | Sequence[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[TagResult | Any]:
+        """Tag many jets (sync; the async path on a background loop)."""
+        return run_sync(self.abatch(inputs, config, return_exceptions=return_exceptions))
+
+    def batch_as_completed(
+        self,
+        inputs: Sequence[JetInput],
+        config: RunnableConfig | Sequence[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> Iterator[tuple[int, TagResult | Exception]]:
+        """Tag many jets (sync), yielding ``(position, result)`` as they finish."""
+        yield from iterate_sync(
+            self.abatch_as_completed(inputs, config, return_exceptions=return_exceptions)
+        )

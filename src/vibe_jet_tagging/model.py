@@ -1,0 +1,145 @@
+"""``ChatVLLM``: LangChain's ``ChatOpenAI`` for a vLLM server running a reasoning model.
+
+What it adds to ``ChatOpenAI``:
+
+- defaults for vLLM serving gpt-oss: ``base_url`` ``http://localhost:8000/v1``, model
+  ``openai/gpt-oss-120b``, API key ``"EMPTY"`` unless ``OPENAI_API_KEY`` is set, a
+  ``reasoning_effort`` sent as the Chat Completions field, a ``max_tokens`` budget that fits high
+  effort, a timeout and retries that suit long reasoning;
+- the reasoning text: vLLM returns it in ``message.reasoning`` (older servers:
+  ``reasoning_content``), which ``ChatOpenAI`` drops. ``ChatVLLM`` keeps it, from either name,
+  in ``AIMessage.additional_kwargs["reasoning_content"]``, for ``invoke``, ``ainvoke`` and
+  streaming (``delta.reasoning`` / ``delta.reasoning_content``);
+- always the Chat Completions API (``reasoning=`` or ``use_responses_api=True`` would silently
+  move every call to ``/v1/responses``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+import openai
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_openai import ChatOpenAI
+from pydantic import Field, SecretStr, model_validator
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MODEL",
+    "REASONING_KEY",
+    "ChatVLLM",
+    "Effort",
+    "reasoning_of",
+]
+
+DEFAULT_BASE_URL = "http://localhost:8000/v1"
+DEFAULT_MODEL = "openai/gpt-oss-120b"
+REASONING_KEY = "reasoning_content"
+"""Where the reasoning lands in ``AIMessage.additional_kwargs`` (LangChain's usual key)."""
+
+Effort = Literal["low", "medium", "high"]
+_REASONING_FIELDS = ("reasoning", "reasoning_content")
+
+
+def _reasoning_in(payload: dict[str, Any] | None) -> str | None:
+    """The reasoning text of a message or delta dict, under either field name."""
+    if not payload:
+        return None
+    for name in _REASONING_FIELDS:
+        text = payload.get(name)
+        if isinstance(text, str) and text:
+            return text
+    return None
+
+
+def reasoning_of(message: BaseMessage) -> str | None:
+    """The reasoning text ``ChatVLLM`` kept on ``message``, if any."""
+    text = message.additional_kwargs.get(REASONING_KEY)
+    return text if isinstance(text, str) and text else None
+
+
+class ChatVLLM(ChatOpenAI):
+    """``ChatOpenAI`` for vLLM reasoning models that keeps the reasoning text.
+
+    Example:
+        >>> model = ChatVLLM(reasoning_effort="low")  # doctest: +SKIP
+        >>> message = model.invoke("Is a 20-constituent jet more quark- or gluon-like?")
+        >>> message.additional_kwargs["reasoning_content"]
+    """
+
+    model_name: str = Field(default=DEFAULT_MODEL, alias="model")
+    openai_api_base: str | None = Field(default=DEFAULT_BASE_URL, alias="base_url")
+    openai_api_key: SecretStr | None = Field(
+        default_factory=lambda: SecretStr(os.environ.get("OPENAI_API_KEY") or "EMPTY"),
+        alias="api_key",
+    )
+    reasoning_effort: Effort | None = "medium"
+    """How long gpt-oss reasons: ``"low"``, ``"medium"`` or ``"high"`` (sent as is)."""
+    max_tokens: int | None = Field(default=16_384, alias="max_completion_tokens")
+    """Reasoning plus answer; high effort needs a few thousand tokens, sometimes many more."""
+    request_timeout: float | tuple[float, float] | Any | None = Field(
+        default=600.0, alias="timeout"
+    )
+    max_retries: int | None = 4
+    """Retries of connection errors, timeouts, 429 and 5xx, with the OpenAI SDK's backoff."""
+    use_responses_api: bool | None = False
+    stream_usage: bool | None = True
+
+    @model_validator(mode="after")
+    def _chat_completions_only(self) -> ChatVLLM:
+        if self.use_responses_api or self.reasoning is not None:
+            raise ValueError(
+                "ChatVLLM talks to vLLM's /v1/chat/completions: set reasoning_effort instead "
+                "of reasoning=..., and leave use_responses_api unset"
+            )
+        return self
+
+    @property
+    def _llm_type(self) -> str:
+        return "vllm-chat"
+
+    @classmethod
+    def get_lc_namespace(cls) -> list[str]:
+        return ["vibe_jet_tagging", "model"]
+
+    # -- keeping the reasoning ----------------------------------------------------------------
+
+    def _create_chat_result(
+        self, response: dict | openai.BaseModel, generation_info: dict | None = None
+    ) -> ChatResult:
+        if isinstance(response, openai.BaseModel):
+            response = response.model_dump(
+                exclude={"choices": {"__all__": {"message": {"parsed"}}}}, warnings=False
+            )
+        result = super()._create_chat_result(response, generation_info)
+        for generation, choice in zip(
+            result.generations, response.get("choices") or [], strict=False
+        ):
+            reasoning = _reasoning_in(choice.get("message"))
+            if reasoning and isinstance(generation.message, AIMessage):
+                generation.message.additional_kwargs[REASONING_KEY] = reasoning
+        return result
+
+    def _convert_chunk_to_generation_chunk(
+        self, chunk: dict, default_chunk_class: type, base_generation_info: dict | None
+    ) -> ChatGenerationChunk | None:
+        generation = super()._convert_chunk_to_generation_chunk(
+            chunk, default_chunk_class, base_generation_info
+        )
+        choices = chunk.get("choices") or chunk.get("chunk", {}).get("choices") or []
+        if generation is not None and choices:
+            reasoning = _reasoning_in(choices[0].get("delta"))
+            if reasoning and isinstance(generation.message, AIMessageChunk):
+                generation.message.additional_kwargs[REASONING_KEY] = reasoning
+        return generation
+
+    def _get_generation_chunk_from_completion(
+        self, completion: openai.BaseModel
+    ) -> ChatGenerationChunk:
+        # The closing chunk of a structured-output stream repeats the whole completion; its
+        # reasoning already arrived delta by delta.
+        generation = super()._get_generation_chunk_from_completion(completion)
+        generation.message.additional_kwargs.pop(REASONING_KEY, None)
+        return generation
