@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import sqlite3
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,10 @@ from typing import Any
 import diskcache
 import platformdirs
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
+from langchain_core._api.beta_decorator import LangChainBetaWarning
 from langchain_core.load import dumps, loads
+from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.outputs import ChatGeneration, Generation
 from pydantic import ValidationError
 
 from .results import TagResult
@@ -189,7 +193,11 @@ class DiskLLMCache(BaseCache):
             text = self._cache.get(self._key(prompt, llm_string))
             if text is None:
                 return None
-            generations = loads(text)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", LangChainBetaWarning)
+                generations = loads(
+                    text, allowed_objects=[ChatGeneration, Generation, AIMessage, AIMessageChunk]
+                )
         except (*_CACHE_ERRORS, UnsafeCacheEntryError, ValueError, TypeError, KeyError) as exc:
             logger.warning("LLM cache entry unreadable, treated as a miss: %s", exc)
             return None

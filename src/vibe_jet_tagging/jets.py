@@ -185,7 +185,9 @@ class Jet:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{where}constituents are not a numeric array: {exc}") from None
         if x.ndim != 2:
-            raise ValueError(f"{where}expected an (n, 4) array of constituents, got shape {x.shape}")
+            raise ValueError(
+                f"{where}expected an (n, 4) array of constituents, got shape {x.shape}"
+            )
         if x.shape[1] != 4:
             raise ValueError(
                 f"{where}expected 4 columns (pt, y, phi, pdgid), got {x.shape[1]} columns"

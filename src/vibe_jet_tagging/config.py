@@ -1,0 +1,89 @@
+"""Settings for the command line: flags, then environment, then a config file, then defaults.
+
+Environment variables are ``VJT_<NAME>`` (``VJT_BASE_URL``, ``VJT_MODEL``, ``VJT_EFFORT``...);
+the API key also comes from ``OPENAI_API_KEY``. The config file is TOML with the same names,
+at ``$VJT_CONFIG`` or ``~/.config/vibe-jet-tagging/config.toml``::
+
+    base_url = "http://gpu-node:8000/v1"
+    effort = "high"
+    concurrency = 128
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from .errors import VJTError
+from .model import DEFAULT_BASE_URL, DEFAULT_MODEL, Effort
+from .prompts import DEFAULT_TEMPLATE
+
+__all__ = ["Settings", "config_path", "load_settings"]
+
+
+def config_path() -> Path:
+    """``$VJT_CONFIG``, else the user's config folder's ``vibe-jet-tagging/config.toml``."""
+    env = os.environ.get("VJT_CONFIG")
+    if env:
+        return Path(env)
+    return Path(platformdirs.user_config_dir("vibe-jet-tagging")) / "config.toml"
+
+
+class Settings(BaseSettings):
+    """What the commands that talk to a model server need to know."""
+
+    model_config = SettingsConfigDict(env_prefix="VJT_", extra="ignore", populate_by_name=True)
+
+    base_url: str = DEFAULT_BASE_URL
+    model: str = DEFAULT_MODEL
+    api_key: SecretStr = Field(
+        SecretStr("EMPTY"), validation_alias=AliasChoices("api_key", "VJT_API_KEY", "OPENAI_API_KEY")
+    )
+    effort: Effort = "medium"
+    template: str = DEFAULT_TEMPLATE
+    shots: int | None = Field(None, ge=0)
+    concurrency: int = Field(64, ge=1)
+    timeout: float = Field(600.0, gt=0)
+    max_retries: int = Field(4, ge=0)
+    structured_output: bool = True
+    temperature: float | None = Field(None, ge=0, le=2)
+    seed: int | None = None
+    cache_dir: Path | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, config_path()))
+
+
+def load_settings(**flags: Any) -> Settings:
+    """Settings from ``flags`` (``None`` means not given), the environment and the config file.
+
+    Raises :class:`VJTError` with one line per invalid setting.
+    """
+    given = {k: v for k, v in flags.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}={e.get('input')!r}: {e['msg']}" for e in exc.errors()
+        )
+        raise VJTError(f"invalid setting: {problems}") from None
+    except ValueError as exc:  # a malformed config file
+        raise VJTError(f"cannot read the config file {config_path()}: {exc}") from None

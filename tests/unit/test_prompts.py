@@ -1,0 +1,150 @@
+"""Templates, jet formats and few-shot example selection."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+from vibe_jet_tagging.errors import VJTError
+from vibe_jet_tagging.formats import FORMAT_NAMES, JetFormat, render_jet
+from vibe_jet_tagging.prompts import (
+    BalancedExampleSelector,
+    JetPrompt,
+    NearestExampleSelector,
+    TemplateNotFoundError,
+    list_templates,
+    load_template,
+)
+
+SHIPPED = {"zero_shot", "few_shot", "few_shot_nearest", "observables_guided", "physics_primer"}
+
+
+def test_shipped_templates_are_found_by_name_with_metadata():
+    templates = {t.name: t for t in list_templates()}
+    assert SHIPPED <= set(templates)
+    for t in templates.values():
+        assert t.version and t.description and "{jet}" in t.human
+    assert templates["zero_shot"].shots == 0 and templates["few_shot"].shots > 0
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+@pytest.mark.parametrize("fmt", FORMAT_NAMES)
+def test_every_template_renders_every_format(name, fmt, labelled_pool):
+    prompt = JetPrompt(name, examples=labelled_pool, format=JetFormat(name=fmt))
+    target = labelled_pool[0][0]
+    messages = prompt.as_runnable().invoke(target).to_messages()
+    assert isinstance(messages[0], SystemMessage)
+    assert isinstance(messages[-1], HumanMessage)
+    assert render_jet(target, JetFormat(name=fmt)) in messages[-1].content
+    # Few-shot examples come as (human jet, assistant JSON answer) pairs.
+    turns = messages[1:-1]
+    assert len(turns) == 2 * prompt.shots
+    for human, ai in zip(turns[::2], turns[1::2], strict=True):
+        assert isinstance(human, HumanMessage) and isinstance(ai, AIMessage)
+        answer = json.loads(ai.content)
+        assert answer["label"] in ("quark", "gluon")
+        assert answer["quark_probability"] == float(answer["label"] == "quark")
+    # No template leaks a fitted cut on the multiplicity into the system message.
+    assert "fewer than" not in messages[0].content.lower()
+
+
+def test_format_options(labelled_pool):
+    jet = labelled_pool[-1][0]  # 64 constituents
+    capped = render_jet(jet, JetFormat(max_particles=10))
+    assert capped.startswith(f"{len(jet)} constituents, showing the 10 hardest")
+    assert len(capped.splitlines()) == 11
+    assert "pid=" not in capped and "pid=" in render_jet(jet, JetFormat(pdgid=True))
+    relative = render_jet(jet, JetFormat(name="compact"))
+    absolute = render_jet(jet, JetFormat(name="compact", relative=False))
+    assert relative.splitlines()[1] == "pt dy dphi" and absolute.splitlines()[1] == "pt y phi"
+    assert "1.0" in absolute.splitlines()[2]  # absolute phi ~ 1.0; relative ~ 0
+    assert "| # | pt | dy | dphi |" in render_jet(jet, JetFormat(name="table"))
+    row = render_jet(jet, JetFormat(decimals=1)).splitlines()[1]
+    assert all(len(v.split(".")[1]) == 1 for v in row.split()[1:])
+    obs = render_jet(jet, JetFormat(name="observables"))
+    assert f"constituent multiplicity: {len(jet)}" in obs and "girth:" in obs
+
+
+def test_examples_never_include_the_target(labelled_pool):
+    for selector_cls in (BalancedExampleSelector, NearestExampleSelector):
+        selector = selector_cls(labelled_pool, 4, format=JetFormat())
+        for jet, _ in labelled_pool:
+            chosen = selector.select(jet)
+            assert len(chosen) == 4
+            assert jet.key not in {e.jet.key for e in chosen}
+            if selector_cls is BalancedExampleSelector:
+                assert sorted(e.label for e in chosen) == [0, 0, 1, 1]
+
+
+def test_balanced_draw_is_seeded_and_balanced(labelled_pool):
+    target = labelled_pool[0][0]
+    a = BalancedExampleSelector(labelled_pool, 4, format=JetFormat(), seed=1)
+    b = BalancedExampleSelector(labelled_pool, 4, format=JetFormat(), seed=1)
+    c = BalancedExampleSelector(labelled_pool, 4, format=JetFormat(), seed=2)
+    keys = lambda s: [e.jet.key for e in s.select(target)]  # noqa: E731
+    assert keys(a) == keys(b) != keys(c)
+    assert [e.label for e in a.select(target)] == [1, 0, 1, 0]
+
+
+def test_nearest_examples_are_the_most_similar(labelled_pool):
+    selector = NearestExampleSelector(labelled_pool, 3, format=JetFormat())
+    quark_like, gluon_like = labelled_pool[0][0], labelled_pool[-1][0]
+    assert all(e.label == 1 for e in selector.select(quark_like))
+    assert all(e.label == 0 for e in selector.select(gluon_like))
+
+
+def test_pool_too_small_is_a_clear_error(labelled_pool):
+    with pytest.raises(VJTError, match="at least 3 quark"):
+        BalancedExampleSelector(labelled_pool[:2] + labelled_pool[10:], 4, format=JetFormat())
+
+
+def test_user_template_by_path_and_by_folder(tmp_path, monkeypatch, labelled_pool):
+    path = tmp_path / "mine.yaml"
+    path.write_text(
+        'name: mine\nversion: "3"\ndescription: test\nsystem: "Answer {{\\"label\\": ...}}"\n'
+        "human: |\n  JET\n  {jet}\n"
+    )
+    spec = load_template(path)
+    assert (spec.name, spec.version) == ("mine", "3")
+    messages = JetPrompt(path).as_runnable().invoke(labelled_pool[0][0]).to_messages()
+    assert messages[0].content == 'Answer {"label": ...}'
+    monkeypatch.setenv("VJT_PROMPTS", str(tmp_path))
+    assert load_template("mine").path == path
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("name: x\nversion: 1\ndescription: d\nsystem: s\nhuman: no jet here\n", "must contain"),
+        ("name: x\nversion: 1\ndescription: d\nsystem: 'JSON {\"a\": 1}'\nhuman: '{jet}'\n", "literal braces"),
+        ("name: x\nversion: 1\nsystem: s\nhuman: '{jet}'\n", "description"),
+        ("- a list\n", "YAML mapping"),
+    ],
+)
+def test_bad_templates_name_the_file_and_the_problem(tmp_path, text, match):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(VJTError, match=match) as info:
+        load_template(path)
+    assert str(path) in str(info.value)
+
+
+def test_unknown_template_lists_the_known_ones():
+    with pytest.raises(TemplateNotFoundError, match="few_shot"):
+        load_template("no_such_template")
+
+
+def test_fingerprint_tracks_everything_that_shapes_the_messages(labelled_pool):
+    base = JetPrompt("few_shot", examples=labelled_pool)
+    same = JetPrompt("few_shot", examples=labelled_pool)
+    assert base.fingerprint == same.fingerprint
+    others = [
+        JetPrompt("zero_shot"),
+        JetPrompt("few_shot", examples=labelled_pool, shots=2),
+        JetPrompt("few_shot", examples=labelled_pool, seed=5),
+        JetPrompt("few_shot", examples=labelled_pool, format=JetFormat(decimals=2)),
+        JetPrompt("few_shot", examples=labelled_pool[1:]),
+    ]
+    assert len({base.fingerprint, *(p.fingerprint for p in others)}) == 6
