@@ -21,8 +21,8 @@ from typing import Any
 
 import diskcache
 import platformdirs
-from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 from langchain_core._api.beta_decorator import LangChainBetaWarning
+from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 from langchain_core.load import dumps, loads
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGeneration, Generation

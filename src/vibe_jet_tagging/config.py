@@ -47,7 +47,8 @@ class Settings(BaseSettings):
     base_url: str = DEFAULT_BASE_URL
     model: str = DEFAULT_MODEL
     api_key: SecretStr = Field(
-        SecretStr("EMPTY"), validation_alias=AliasChoices("api_key", "VJT_API_KEY", "OPENAI_API_KEY")
+        SecretStr("EMPTY"),
+        validation_alias=AliasChoices("api_key", "VJT_API_KEY", "OPENAI_API_KEY"),
     )
     effort: Effort = "medium"
     template: str = DEFAULT_TEMPLATE

@@ -25,13 +25,17 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
 from pydantic import Field, SecretStr, model_validator
 
+from .errors import ServerError
+
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_MODEL",
     "REASONING_KEY",
     "ChatVLLM",
     "Effort",
+    "check_server",
     "reasoning_of",
+    "served_models",
 ]
 
 DEFAULT_BASE_URL = "http://localhost:8000/v1"
@@ -143,3 +147,38 @@ class ChatVLLM(ChatOpenAI):
         generation = super()._get_generation_chunk_from_completion(completion)
         generation.message.additional_kwargs.pop(REASONING_KEY, None)
         return generation
+
+
+def served_models(base_url: str, api_key: str = "EMPTY", *, timeout: float = 10.0) -> list[str]:
+    """The model names the server at ``base_url`` serves (``GET /v1/models``).
+
+    Raises :class:`~vibe_jet_tagging.errors.ServerError` naming the URL when the server cannot
+    be reached or does not answer like an OpenAI-compatible server.
+    """
+    client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout)
+    try:
+        return [m.id for m in client.models.list().data]
+    except openai.APIConnectionError as exc:
+        reason = exc.__cause__ or exc
+        raise ServerError(
+            f"cannot reach the model server at {base_url}: {reason}", url=base_url
+        ) from None
+    except openai.APIStatusError as exc:
+        raise ServerError(
+            f"the server at {base_url} answered HTTP {exc.status_code} to GET /models: "
+            f"{exc.message}",
+            url=base_url,
+        ) from None
+    finally:
+        client.close()
+
+
+def check_server(base_url: str, model: str, api_key: str = "EMPTY") -> list[str]:
+    """Check that ``base_url`` is reachable and serves ``model``; returns the served models."""
+    models = served_models(base_url, api_key)
+    if model not in models:
+        raise ServerError(
+            f"the server at {base_url} does not serve {model!r}; it serves: {', '.join(models)}",
+            url=base_url,
+        )
+    return models

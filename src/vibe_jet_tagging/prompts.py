@@ -25,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import yaml
 from langchain_core.example_selectors import BaseExampleSelector
+from langchain_core.messages import BaseMessage
 from langchain_core.prompts import ChatPromptTemplate, FewShotChatMessagePromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -366,6 +367,10 @@ class JetPrompt:
     def inputs(self, jet: Jet) -> dict[str, Any]:
         """The prompt's input variables for ``jet``."""
         return {"jet": self.format.render(jet), "target": jet}
+
+    def messages(self, jet: Jet) -> list[BaseMessage]:
+        """The chat messages for ``jet``: system, few-shot turns, then the jet."""
+        return self.chat_template.format_messages(**self.inputs(jet))
 
     def examples_for(self, jet: Jet) -> list[Example]:
         """The few-shot examples ``jet`` gets (empty for a zero-shot template)."""

@@ -19,8 +19,13 @@ MODE_PICKLE = 4
 
 def make_result(key: str, **fields) -> TagResult:
     defaults = dict(
-        jet_key="j" + key, key=key, label="quark", quark_probability=0.8, parsed_by="schema",
-        reasoning="many words " * 500, usage=Usage(input_tokens=700, output_tokens=300, requests=1),
+        jet_key="j" + key,
+        key=key,
+        label="quark",
+        quark_probability=0.8,
+        parsed_by="schema",
+        reasoning="many words " * 500,
+        usage=Usage(input_tokens=700, output_tokens=300, requests=1),
         model="m",
     )
     return TagResult(**{**defaults, **fields})
@@ -108,7 +113,8 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path):
 def test_langchain_cache_round_trip_marks_hits(tmp_path):
     cache = DiskLLMCache(tmp_path)
     message = AIMessage(
-        content="{}", additional_kwargs={"reasoning_content": "hmm"},
+        content="{}",
+        additional_kwargs={"reasoning_content": "hmm"},
         usage_metadata={"input_tokens": 5, "output_tokens": 7, "total_tokens": 12},
     )
     cache.update("prompt", "llm", [ChatGeneration(message=message)])

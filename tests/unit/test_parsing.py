@@ -25,11 +25,19 @@ from vibe_jet_tagging.parsing import (
     ("text", "label", "probability"),
     [
         ('{"label": "quark", "quark_probability": 0.81}', "quark", 0.81),
-        ('```json\n{"label": "gluon", "quark_probability": 0.2}\n```\nHope this helps!', "gluon", 0.2),
+        (
+            '```json\n{"label": "gluon", "quark_probability": 0.2}\n```\nHope this helps!',
+            "gluon",
+            0.2,
+        ),
         ('Reasoning aside, my answer: {"label": "quark", "quark_probability": 1}', "quark", 1.0),
         # The last JSON object is the answer, not one quoted earlier.
-        ('Not {"label": "gluon", "quark_probability": 0.1} but {"label": "quark", '
-         '"quark_probability": 0.9}', "quark", 0.9),
+        (
+            'Not {"label": "gluon", "quark_probability": 0.1} but {"label": "quark", '
+            '"quark_probability": 0.9}',
+            "quark",
+            0.9,
+        ),
     ],
 )
 def test_schema_step_reads_json_anywhere_in_the_answer(text, label, probability):
@@ -71,7 +79,9 @@ def test_regex_reads_a_stated_probability():
     assert parse_label("Answer: 1").quark_probability is None
 
 
-@pytest.mark.parametrize("text", ["", "   ", "0.67", "I also think so", "10 and 01", "v1 of the jet"])
+@pytest.mark.parametrize(
+    "text", ["", "   ", "0.67", "I also think so", "10 and 01", "v1 of the jet"]
+)
 def test_no_answer_raises_with_the_raw_text(text):
     with pytest.raises(LabelParseError) as info:
         parse_label(text)
@@ -150,7 +160,11 @@ def test_text_without_labels_never_yields_one(text):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.sampled_from(["quark", "gluon"]), st.text(max_size=80), st.sampled_from(["Answer: ", "Final answer: ", "label = "]))
+@given(
+    st.sampled_from(["quark", "gluon"]),
+    st.text(max_size=80),
+    st.sampled_from(["Answer: ", "Final answer: ", "label = "]),
+)
 def test_an_explicit_final_answer_wins_over_any_preamble(label, preamble, lead):
     text = f"{preamble}\n{lead}{label}"
     assert parse_label(text).label == label

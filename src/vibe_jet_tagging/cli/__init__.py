@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-import click
+import typer
+from rich.markup import escape
 
 from ..errors import VJTError
 from .app import CLIError, app, console
@@ -14,7 +15,7 @@ __all__ = ["app", "main"]
 
 def _register() -> None:
     # Each module adds its commands to ``app``.
-    from . import data  # noqa: F401
+    from . import cache, data, serve, tag, templates  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,16 +23,16 @@ def main(argv: list[str] | None = None) -> int:
     _register()
     try:
         result = app(args=argv, standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except typer.TyperException as exc:  # usage errors: typer's own copy of click's classes
+        exc.show()  # type: ignore[attr-defined]
+        return int(getattr(exc, "exit_code", 2))
+    except (typer.Abort, KeyboardInterrupt):
         console.print("[yellow]interrupted[/]")
         return 130
     except (CLIError, VJTError, ValueError, OSError) as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     return result if isinstance(result, int) else 0
 

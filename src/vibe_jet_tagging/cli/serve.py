@@ -1,0 +1,107 @@
+"""``vjt serve --emulate``: run the emulated vLLM server (a physics heuristic, not a model)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from ..emulator import LATENCY_PRESETS, EmulatorConfig, serve
+from .app import CLIError, app, console
+
+_REAL_SERVER = (
+    "vjt serve only runs the emulated server (--emulate); start a real one with "
+    "`vllm serve openai/gpt-oss-120b`."
+)
+
+
+@app.command("serve")
+def serve_command(
+    emulate: Annotated[
+        bool, typer.Option("--emulate", help="Run the emulated server (required).")
+    ] = False,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8000,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", help="Served model name (repeatable).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of answers and faults.")] = None,
+    reasoning_field: Annotated[
+        str | None, typer.Option(help="reasoning | reasoning_content | both")
+    ] = None,
+    reasoning_tokens: Annotated[
+        bool, typer.Option(help="Report usage.completion_tokens_details.reasoning_tokens.")
+    ] = True,
+    preset: Annotated[
+        str | None, typer.Option(help=f"Latency preset: {', '.join(LATENCY_PRESETS)}.")
+    ] = None,
+    ttft: Annotated[float | None, typer.Option(help="Time to first token, seconds.")] = None,
+    itl: Annotated[float | None, typer.Option(help="Seconds per generated token.")] = None,
+    max_num_seqs: Annotated[int | None, typer.Option(help="Sequences run at once.")] = None,
+    max_queue: Annotated[int | None, typer.Option(help="Waiting requests allowed.")] = None,
+    noise: Annotated[float | None, typer.Option(help="Noise on the heuristic's logit.")] = None,
+    fail_rate: Annotated[
+        float | None,
+        typer.Option("--fail-rate", "--server-error-rate", help="Rate of HTTP 500 answers."),
+    ] = None,
+    rate_limit_rate: Annotated[float | None, typer.Option(help="Rate of HTTP 429.")] = None,
+    stall_rate: Annotated[float | None, typer.Option(help="Rate of stalled requests.")] = None,
+    stall_seconds: Annotated[float | None, typer.Option(help="Length of a stall, s.")] = None,
+    disconnect_rate: Annotated[
+        float | None, typer.Option(help="Rate of connections dropped mid-answer.")
+    ] = None,
+    malformed_json_rate: Annotated[
+        float | None, typer.Option(help="Rate of broken JSON answers.")
+    ] = None,
+    truncation_rate: Annotated[
+        float | None, typer.Option(help="Rate of answers cut with finish_reason length.")
+    ] = None,
+) -> None:
+    """Serve the emulated vLLM (OpenAI-compatible) API until Ctrl-C or SIGTERM.
+
+    Its answers come from a physics heuristic (the jet's multiplicity and width), not from a
+    language model: use it to exercise clients, never to judge a model.
+    """
+    if not emulate:
+        console.print(_REAL_SERVER, highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    settings: dict[str, Any] = {
+        "models": model or None,
+        "seed": seed,
+        "reasoning_field": reasoning_field,
+        "max_num_seqs": max_num_seqs,
+        "max_queue": max_queue,
+        "noise": noise,
+        "stall_seconds": stall_seconds,
+        "ttft": ttft,
+        "itl": itl,
+    }
+    faults = {
+        "server_error": fail_rate,
+        "rate_limit": rate_limit_rate,
+        "stall": stall_rate,
+        "disconnect": disconnect_rate,
+        "malformed_json": malformed_json_rate,
+        "truncation": truncation_rate,
+    }
+    overrides: dict[str, Any] = {k: v for k, v in settings.items() if v is not None}
+    overrides["report_reasoning_tokens"] = reasoning_tokens
+    overrides["faults"] = {k: v for k, v in faults.items() if v is not None}
+    try:
+        config = EmulatorConfig()
+        if preset is not None:
+            config = config.with_preset(preset)  # explicit --ttft/--itl still win
+        config = config.merged(overrides)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise CLIError(f"bad emulator settings: {exc}") from None
+
+    def ready(url: str) -> None:
+        console.print(
+            f"Emulated vLLM server on {url}/v1 serving {', '.join(config.models)}. "
+            "Its answers come from a physics heuristic, not a language model. Ctrl-C stops it.",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    serve(config, host=host, port=port, on_ready=ready)
+    console.print("emulated server stopped", highlight=False)

@@ -1,0 +1,269 @@
+"""The OpenAI/vLLM wire protocol of the emulator: request validation, errors, logprobs."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from .config import EmulatorConfig
+from .model import Completion
+from .schema import SchemaError, answer_for_schema
+from .tokens import count_tokens
+
+__all__ = ["ApiError", "ChatRequest", "logprobs_for", "parse_chat_request"]
+
+_EFFORTS = ("low", "medium", "high")
+_ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+_ERROR_TYPES = {
+    400: "BadRequestError",
+    404: "NotFoundError",
+    429: "RateLimitError",
+    500: "InternalServerError",
+    503: "ServiceUnavailableError",
+}
+# Fixed prompt overhead: the harmony format's system preamble, and per message framing.
+PROMPT_PREAMBLE_TOKENS = 64
+MESSAGE_OVERHEAD_TOKENS = 4
+_FILLER_TOKENS = (" the", ",", ".", " a", " and", " is", "\n", " of", " to", " jet")
+
+
+class ApiError(Exception):
+    """An error answer in vLLM's shape ``{"error": {"message", "type", "param", "code"}}``."""
+
+    def __init__(
+        self, status: int, message: str, *, param: str | None = None, outcome: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.outcome = outcome or f"error_{status}"
+
+    def response(self, headers: dict[str, str] | None = None) -> web.Response:
+        body = {
+            "error": {
+                "message": self.message,
+                "type": _ERROR_TYPES.get(self.status, "Error"),
+                "param": self.param,
+                "code": self.status,
+            }
+        }
+        return web.json_response(body, status=self.status, headers=headers)
+
+
+@dataclass
+class ChatRequest:
+    """A validated chat completion request."""
+
+    model: str
+    messages: list[dict[str, Any]]
+    effort: str
+    max_tokens: int | None
+    stream: bool
+    include_usage: bool
+    logprobs: bool
+    top_logprobs: int
+    seed: int | None
+    response_format: dict[str, Any] | None
+    prompt_tokens: int
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _prompt_tokens(messages: list[dict[str, Any]]) -> int:
+    total = PROMPT_PREAMBLE_TOKENS
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):
+            content = " ".join(
+                p.get("text", "") for p in content if isinstance(p, dict) and "text" in p
+            )
+        total += MESSAGE_OVERHEAD_TOKENS + count_tokens(content if isinstance(content, str) else "")
+    return total
+
+
+def parse_chat_request(body: Any, config: EmulatorConfig) -> ChatRequest:
+    """Validate a chat completion body like vLLM does; raise :class:`ApiError` when bad."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "The request body must be a JSON object.")
+    model = body.get("model")
+    if model is None:
+        model = config.models[0]
+    if not isinstance(model, str) or model not in config.models:
+        raise ApiError(404, f"The model `{model}` does not exist.", param="model")
+
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(400, "`messages` must be a non-empty list of messages.", param="messages")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in _ROLES:
+            raise ApiError(
+                400,
+                f"messages[{i}] must be an object with a role in {sorted(_ROLES)}.",
+                param="messages",
+            )
+        content = message.get("content")
+        if content is not None and not isinstance(content, str | list):
+            raise ApiError(
+                400, f"messages[{i}].content must be a string or a list.", param="messages"
+            )
+
+    effort = body.get("reasoning_effort")
+    if effort is None:
+        effort = config.default_effort
+    if effort not in _EFFORTS:
+        raise ApiError(
+            400,
+            f"reasoning_effort must be one of 'low', 'medium', 'high', got {effort!r}.",
+            param="reasoning_effort",
+        )
+
+    max_tokens = None
+    for name in ("max_tokens", "max_completion_tokens"):  # the second wins, as in vLLM
+        value = body.get(name)
+        if value is None:
+            continue
+        if not _is_int(value) or value < 1:
+            raise ApiError(400, f"{name} must be at least 1, got {value!r}.", param=name)
+        max_tokens = value
+
+    temperature = body.get("temperature")
+    if temperature is not None and (not _is_number(temperature) or not 0 <= temperature <= 2):
+        raise ApiError(
+            400, f"temperature must be in [0, 2], got {temperature!r}.", param="temperature"
+        )
+    top_p = body.get("top_p")
+    if top_p is not None and (not _is_number(top_p) or not 0 < top_p <= 1):
+        raise ApiError(400, f"top_p must be in (0, 1], got {top_p!r}.", param="top_p")
+    n = body.get("n")
+    if n is not None and (not _is_int(n) or n < 1):
+        raise ApiError(400, f"n must be at least 1, got {n!r}.", param="n")
+    if n is not None and n > 1:
+        raise ApiError(400, "n > 1 is not supported by the emulated server.", param="n")
+    seed = body.get("seed")
+    if seed is not None and not _is_int(seed):
+        raise ApiError(400, f"seed must be an integer, got {seed!r}.", param="seed")
+
+    stream = body.get("stream") or False
+    if not isinstance(stream, bool):
+        raise ApiError(400, "stream must be a boolean.", param="stream")
+    options = body.get("stream_options")
+    if options is not None:
+        if not stream:
+            raise ApiError(
+                400, "Stream options can only be defined when `stream=True`.", param="stream"
+            )
+        if not isinstance(options, dict):
+            raise ApiError(400, "stream_options must be an object.", param="stream_options")
+    include_usage = bool((options or {}).get("include_usage"))
+
+    logprobs = body.get("logprobs") or False
+    top_logprobs = body.get("top_logprobs")
+    if not isinstance(logprobs, bool):
+        raise ApiError(400, "logprobs must be a boolean.", param="logprobs")
+    if top_logprobs is not None:
+        if not _is_int(top_logprobs) or not 0 <= top_logprobs <= 20:
+            raise ApiError(
+                400, f"top_logprobs must be in [0, 20], got {top_logprobs!r}.", param="top_logprobs"
+            )
+        if top_logprobs > 0 and not logprobs:
+            raise ApiError(
+                400, "when using `top_logprobs`, `logprobs` must be set to true.", param="logprobs"
+            )
+
+    response_format = _parse_response_format(body.get("response_format"))
+    prompt_tokens = _prompt_tokens(messages)
+    if prompt_tokens + (max_tokens or 0) > config.max_model_len:
+        raise ApiError(
+            400,
+            f"This model's maximum context length is {config.max_model_len} tokens. However, "
+            f"you requested {prompt_tokens + (max_tokens or 0)} tokens ({prompt_tokens} in the "
+            f"messages, {max_tokens or 0} in the completion). Please reduce the length of the "
+            "messages or completion.",
+            param="messages",
+        )
+    return ChatRequest(
+        model=model,
+        messages=messages,
+        effort=effort,
+        max_tokens=max_tokens,
+        stream=stream,
+        include_usage=include_usage,
+        logprobs=logprobs,
+        top_logprobs=top_logprobs or 0,
+        seed=seed,
+        response_format=response_format,
+        prompt_tokens=prompt_tokens,
+    )
+
+
+def _parse_response_format(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    param = "response_format"
+    if not isinstance(value, dict) or value.get("type") not in (
+        "text",
+        "json_object",
+        "json_schema",
+    ):
+        raise ApiError(
+            400,
+            "response_format must be an object with type 'text', 'json_object' or 'json_schema'.",
+            param=param,
+        )
+    if value["type"] == "text":
+        return None
+    if value["type"] == "json_object":
+        return {"type": "json_object"}
+    spec = value.get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    if not isinstance(schema, dict):
+        raise ApiError(
+            400, "response_format json_schema needs json_schema.schema (an object).", param=param
+        )
+    try:
+        for is_quark in (True, False):
+            answer_for_schema(schema, is_quark=is_quark, quark_probability=0.5 + 0.3 * is_quark)
+    except SchemaError as exc:
+        raise ApiError(400, f"Invalid response_format json_schema: {exc}", param=param) from None
+    except RecursionError:
+        raise ApiError(400, "Invalid response_format json_schema: too deep", param=param) from None
+    return {"type": "json_schema", "schema": schema}
+
+
+def logprobs_for(completion: Completion, length: int, top: int) -> list[dict[str, Any]]:
+    """Logprobs of the first ``length`` answer tokens (the decision tokens get both labels)."""
+    rng = completion.rng
+    chosen = min(max(completion.chosen_probability, 1e-6), 1 - 1e-6)
+    entries = []
+    for i, token in enumerate(completion.content[:length]):
+        alternative = completion.decisions.get(i)
+        if alternative is not None:
+            alts = [(token, math.log(chosen)), (alternative, math.log(1 - chosen))]
+            floor = -12.0
+        else:
+            alts = [(token, -0.0005 - 0.08 * rng.random())]
+            floor = -4.0
+        fillers = (t for t in _FILLER_TOKENS if t not in (token, alternative))
+        while len(alts) < top:
+            alts.append((next(fillers), floor - 1.5 * len(alts)))
+        entries.append(
+            {
+                "token": token,
+                "logprob": alts[0][1],
+                "bytes": list(token.encode()),
+                "top_logprobs": [
+                    {"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in alts[:top]
+                ],
+            }
+        )
+    return entries
