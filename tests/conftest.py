@@ -20,6 +20,10 @@ Fixtures
     stops it after the test. ``process=True`` runs it in a child process (benchmarks).
     ``server.configure(...)``/``server.set_faults(...)`` change it while it runs;
     ``server.stop()``/``server.start()`` restart it on the same port.
+``isolated_settings`` (autouse)
+    Every test gets its own ``VJT_CACHE_DIR`` (a temporary folder) and no user config file or
+    ``VJT_*``/``OPENAI_*`` variables from the environment, so no test reads or writes the
+    user's cache or settings.
 ``make_jet`` (session scope)
     ``make_jet(kind="quark"|"gluon", seed=0) -> Jet``: a synthetic jet whose multiplicity and
     width follow the quark or gluon distributions of STACK_NOTES (no generator needed).
@@ -38,6 +42,18 @@ from vibe_jet_tagging.jets import Jet
 
 # (mean, sd) of multiplicity and (mean) of the angular scale, per kind.
 _SYNTHETIC = {"quark": (33.4, 13.1, 0.042), "gluon": (53.6, 15.9, 0.068)}
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """A private cache folder and no settings from the user's environment."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("VJT_", "OPENAI_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("VJT_CACHE_DIR", str(tmp_path_factory.mktemp("vjt-cache")))
+    monkeypatch.setenv("VJT_CONFIG", str(tmp_path_factory.mktemp("vjt-config") / "none.toml"))
 
 
 @pytest.fixture(scope="session")
