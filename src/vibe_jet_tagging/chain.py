@@ -328,6 +328,22 @@ class JetTagger(Runnable[JetInput, TagResult]):
         finish = (message.response_metadata or {}).get("finish_reason")
         return read_answer(message.text, finish, allow_reask=allow_reask and self.reask)
 
+    def _read_reask(self, first: AIMessage, second: AIMessage) -> tuple[ParsedLabel, AIMessage]:
+        """The label after a re-ask, and the answer it was read from."""
+        try:
+            parsed = read_answer(
+                second.text, second.response_metadata.get("finish_reason"), allow_reask=False
+            )
+        except LabelParseError:
+            # The re-ask failed too: the first answer may still state a label in prose.
+            parsed = regex_label(first.text)
+            if parsed is None:
+                raise
+            return parsed, first
+        if parsed.step == "schema":
+            parsed = parsed.model_copy(update={"step": "reask"})
+        return parsed, second
+
     async def _ask(
         self, messages: list[BaseMessage], config: RunnableConfig
     ) -> tuple[AIMessage, float]:
@@ -356,23 +372,11 @@ class JetTagger(Runnable[JetInput, TagResult]):
             outcome = await self._parse.ainvoke(message, config) if traced else self._read(message)
             if isinstance(outcome, Exception):
                 first = message
-                retry_messages = reask_messages(messages, first.text, outcome)
-                message, seconds = await self._ask(retry_messages, config)
+                retry = reask_messages(messages, first.text, outcome)
+                message, seconds = await self._ask(retry, config)
                 latency += seconds
                 usage = usage + Usage.from_message(message)
-                try:
-                    outcome = read_answer(
-                        message.text,
-                        message.response_metadata.get("finish_reason"),
-                        allow_reask=False,
-                    )
-                    if outcome.step == "schema":
-                        outcome = outcome.model_copy(update={"step": "reask"})
-                except LabelParseError:
-                    # The re-ask failed too: the first answer may still hold a prose label.
-                    outcome = regex_label(first.text)
-                    if outcome is None:
-                        raise
+                outcome, message = self._read_reask(first, message)
         except LabelParseError as exc:
             error = TagError(
                 kind="truncated" if exc.truncated else "parse", message=str(exc), raw_answer=exc.raw

@@ -16,13 +16,17 @@ What it adds to ``ChatOpenAI``:
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
+import weakref
 from typing import Any, Literal
 
 import openai
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
+from langchain_openai._compat import httpx  # the httpx flavour the openai SDK uses
 from pydantic import Field, SecretStr, model_validator
 
 from .errors import ServerError
@@ -45,6 +49,47 @@ REASONING_KEY = "reasoning_content"
 
 Effort = Literal["low", "medium", "high"]
 _REASONING_FIELDS = ("reasoning", "reasoning_content")
+
+
+class _PerLoopTransport(httpx.AsyncBaseTransport):
+    """One connection pool per event loop.
+
+    An async HTTP connection belongs to the loop that opened it. langchain-openai shares one
+    client per process, so a second ``asyncio.run``, pytest's loop per test, or a notebook's
+    loop beside the background one would reuse connections of a closed or foreign loop
+    ("Event loop is closed"). Pools of loops that are gone are dropped with them.
+    """
+
+    def __init__(self) -> None:
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
+
+    def _pool(self) -> Any:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            pool = self._pools.get(loop)
+            if pool is None:
+                pool = self._pools[loop] = httpx.AsyncHTTPTransport(
+                    limits=httpx.Limits(
+                        max_connections=1000, max_keepalive_connections=1000, keepalive_expiry=5
+                    )
+                )
+            return pool
+
+    async def handle_async_request(self, request: Any) -> Any:
+        return await self._pool().handle_async_request(request)
+
+    async def aclose(self) -> None:
+        with self._lock:
+            pool = self._pools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
+            await pool.aclose()
+
+
+def _loop_safe_async_client() -> Any:
+    return openai.DefaultAsyncHttpxClient(transport=_PerLoopTransport())
 
 
 def _reasoning_in(payload: dict[str, Any] | None) -> str | None:
@@ -90,6 +135,8 @@ class ChatVLLM(ChatOpenAI):
     """Retries of connection errors, timeouts, 429 and 5xx, with the OpenAI SDK's backoff."""
     use_responses_api: bool | None = False
     stream_usage: bool | None = True
+    http_async_client: Any | None = Field(default_factory=_loop_safe_async_client, exclude=True)
+    """Default: connection pools per event loop (see ``_PerLoopTransport``)."""
 
     @model_validator(mode="after")
     def _chat_completions_only(self) -> ChatVLLM:

@@ -28,6 +28,7 @@ import hashlib
 import json
 import math
 import random
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,7 @@ __all__ = [
     "ANSWER_STYLES",
     "Completion",
     "generate",
+    "jet_to_tag",
     "last_user_text",
     "quark_logit",
 ]
@@ -93,6 +95,21 @@ def last_user_text(messages: list[dict[str, Any]]) -> str:
         if message.get("role") == "user":
             return _text(message.get("content"))
     return ""
+
+
+_CORRECTION = re.compile(r"\b(correct|fix|error|invalid|validation)\b", re.IGNORECASE)
+
+
+def jet_to_tag(messages: list[dict[str, Any]]) -> JetReading | None:
+    """The jet the conversation asks about: in the last user message, or, when that message
+    only asks to correct the previous answer (a re-ask), in the user message before it."""
+    users = [_text(m.get("content")) for m in messages if m.get("role") == "user"]
+    if not users:
+        return None
+    jet = read_jet(users[-1])
+    if jet is None and len(users) > 1 and _CORRECTION.search(users[-1]):
+        jet = read_jet(users[-2])
+    return jet
 
 
 def _text(content: Any) -> str:
@@ -291,7 +308,7 @@ def generate(
     ``{"type": "json_schema", "schema": {...}}`` (already checked by the server).
     """
     rng = _rng(seed, request_seed, messages)
-    jet = read_jet(last_user_text(messages))
+    jet = jet_to_tag(messages)
     epsilon = rng.gauss(0.0, 1.0)
     target = max(1, round(effort_tokens * rng.uniform(1 - effort_spread, 1 + effort_spread)))
     if jet is None:

@@ -1,0 +1,152 @@
+"""JetTagger's parsing and caching logic with a scripted chat model swapped in (no network)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+from pydantic import Field
+
+from vibe_jet_tagging import JetTagger, TaggingError
+from vibe_jet_tagging.cache import ResultCache
+from vibe_jet_tagging.jets import Jet
+
+
+class ScriptedModel(GenericFakeChatModel):
+    """Answers from a script, and remembers what it was asked."""
+
+    asked: list = Field(default_factory=list)
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        self.asked.append(messages)
+        return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+
+def scripted(*answers: str | AIMessage) -> ScriptedModel:
+    def messages() -> Iterator[AIMessage]:
+        for a in answers:
+            yield (
+                a
+                if isinstance(a, AIMessage)
+                else AIMessage(
+                    a,
+                    usage_metadata={"input_tokens": 100, "output_tokens": 10, "total_tokens": 110},
+                )
+            )
+
+    return ScriptedModel(messages=messages())
+
+
+@pytest.fixture
+def jet(labelled_pool) -> Jet:
+    return labelled_pool[0][0]
+
+
+def tagger(model, **options) -> JetTagger:
+    options.setdefault("template", "zero_shot")
+    options.setdefault("cache", None)
+    return JetTagger(model, **options)
+
+
+def test_valid_json_is_read_by_the_schema_step(jet):
+    model = scripted('{"label": "gluon", "quark_probability": 0.2}')
+    result = tagger(model).invoke(jet)
+    assert (result.label, result.quark_probability, result.parsed_by) == ("gluon", 0.2, "schema")
+    assert result.usage.requests == 1
+    assert result.usage.input_tokens == 100
+
+
+def test_broken_json_is_reasked_once_and_the_fix_is_marked(jet):
+    model = scripted(
+        '{"label": "quark", "quark_probability": 7}', '{"label": "quark", "quark_probability": 0.7}'
+    )
+    result = tagger(model).invoke(jet)
+    assert (result.label, result.parsed_by) == ("quark", "reask")
+    assert result.usage.requests == 2
+    assert result.usage.input_tokens == 200
+    first, second = model.asked
+    assert second[: len(first)] == first
+    assert second[-2].content == '{"label": "quark", "quark_probability": 7}'
+    assert "less than or equal to 1" in second[-1].content
+
+
+def test_prose_is_read_by_the_regex_without_a_reask(jet):
+    model = scripted("Many soft particles and a wide core... so the answer is 0.")
+    result = tagger(model).invoke(jet)
+    assert (result.label, result.parsed_by, result.quark_probability) == ("gluon", "regex", None)
+    assert len(model.asked) == 1
+    assert result.score == 0.0
+
+
+def test_prose_without_label_is_reasked(jet):
+    model = scripted("Hard to say.", '{"label": "quark", "quark_probability": 0.6}')
+    result = tagger(model).invoke(jet)
+    assert result.parsed_by == "reask"
+    assert len(model.asked) == 2
+
+
+def test_a_failed_reask_falls_back_to_the_label_the_first_answer_stated(jet):
+    model = scripted('{"label": "gluon", "quark_probability": }', "I stand by it.")
+    result = tagger(model).invoke(jet)
+    assert (result.label, result.parsed_by) == ("gluon", "regex")
+    assert result.answer == '{"label": "gluon", "quark_probability": }'  # where it was read
+
+
+def test_no_label_anywhere_is_an_error_never_a_guess(jet):
+    model = scripted("I cannot classify this.", "Still cannot.")
+    with pytest.raises(TaggingError) as info:
+        tagger(model).invoke(jet)
+    result = info.value.result
+    assert result.label is None
+    assert result.value is None
+    assert result.score is None
+    assert result.error.kind == "parse"
+    assert result.error.raw_answer == "Still cannot."
+    assert result.usage.requests == 2  # what the failure cost is still reported
+
+
+def test_without_reask_a_bad_answer_fails_at_once(jet):
+    model = scripted("No idea.")
+    with pytest.raises(TaggingError, match="parse"):
+        tagger(model, reask=False).invoke(jet)
+    assert len(model.asked) == 1
+
+
+def test_a_truncated_answer_is_reported_as_truncated(jet):
+    cut = AIMessage('{"label": "quark"', response_metadata={"finish_reason": "length"})
+    with pytest.raises(TaggingError) as info:
+        tagger(scripted(cut)).invoke(jet)
+    assert info.value.result.error.kind == "truncated"
+
+
+def test_cache_hit_skips_the_model_and_costs_nothing(jet, tmp_path):
+    model = scripted('{"label": "quark", "quark_probability": 0.9}')
+    first = tagger(model, cache=ResultCache(tmp_path)).invoke(jet)
+    again = tagger(model, cache=ResultCache(tmp_path)).invoke(jet)  # the script is used up
+    assert not first.cached
+    assert again.cached
+    assert again.label == first.label
+    assert again.usage == first.usage  # the saved usage stays on the result
+    assert len(model.asked) == 1
+
+
+def test_failures_are_not_cached(jet, tmp_path):
+    model = scripted("?", "?", '{"label": "gluon", "quark_probability": 0.1}')
+    cache = ResultCache(tmp_path)
+    with pytest.raises(TaggingError):
+        tagger(model, cache=cache).invoke(jet)
+    assert len(cache) == 0
+    assert tagger(model, cache=cache).invoke(jet).label == "gluon"  # asked again
+
+
+def test_key_ignores_padding_and_row_order_but_not_values(jet):
+    t = tagger(scripted())
+    x = jet.constituents
+    padded = np.vstack([x[::-1], np.zeros((7, 4))])
+    assert t.key_for(Jet.from_array(padded)) == t.key_for(jet)
+    changed = x.copy()
+    changed[3, 0] += 1e-9
+    assert t.key_for(Jet.from_array(changed)) != t.key_for(jet)
