@@ -13,6 +13,7 @@ example jet and an assistant turn with its JSON answer), then the jet to tag.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -264,7 +265,7 @@ class BalancedExampleSelector(JetExampleSelector):
         key = target.key
         chosen: list[Example] = []
         for label, n in ((1, (self.k + 1) // 2), (0, self.k // 2)):
-            chosen += [e for e in self._order[label] if e.jet.key != key][:n]
+            chosen += itertools.islice((e for e in self._order[label] if e.jet.key != key), n)
         return _interleave(chosen)
 
 
