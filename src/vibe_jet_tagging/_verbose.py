@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from .results import TagResult
 
@@ -16,6 +18,12 @@ if TYPE_CHECKING:
 console = Console(stderr=True)
 
 REASONING_PREVIEW = 400
+"""Characters of the reasoning shown per jet."""
+
+
+def _panel(text: str, title: str) -> Panel:
+    """Model text in a box, shown as is (never read as rich markup)."""
+    return Panel(Text(text), title=title, title_align="left")
 
 
 def _usage_table(result: TagResult, cost: float) -> Table:
@@ -32,10 +40,13 @@ def _usage_table(result: TagResult, cost: float) -> Table:
 
 
 def show_results(classifier: LocalLLMClassifier, results: list[TagResult]) -> None:
-    """Print one panel per jet, then the running totals."""
+    """Print one panel per jet (settings, usage, reasoning preview, answer), then the totals.
+
+    Text from the model is shown as is (never read as rich markup).
+    """
     for result in results:
         cost = 0.0 if result.cached else classifier.price.cost(result.usage)
-        settings = (
+        settings = Text(
             f"model {result.model} · effort {result.effort} · template {result.template} · "
             f"{classifier.base_url}"
         )
@@ -48,12 +59,14 @@ def show_results(classifier: LocalLLMClassifier, results: list[TagResult]) -> No
             probability = "n/a" if p is None else f"{p:.2f}"
             verdict = f"[bold]{result.label}[/] (P(quark) = {probability}, by {result.parsed_by})"
         else:
-            verdict = f"[red]no label[/]: {result.error.kind}: {result.error.message}"  # type: ignore[union-attr]
+            error = result.error
+            assert error is not None
+            verdict = f"[red]no label[/]: {error.kind}: {escape(error.message)}"
         body = Group(
             settings,
             _usage_table(result, cost),
-            Panel(preview or "(no reasoning returned)", title="reasoning", title_align="left"),
-            Panel(result.answer or "(no answer)", title="final answer", title_align="left"),
+            _panel(preview or "(no reasoning returned)", "reasoning"),
+            _panel(result.answer or "(no answer)", "final answer"),
             verdict,
         )
         title = f"jet {result.index}" if result.index is not None else "jet"

@@ -149,13 +149,16 @@ class LocalLLMClassifier:
         with self._verbosity(verbose):
             return run_sync(self.apredict(X, use_async=use_async))
 
-    def predict_proba(self, X: Any, *, use_async: bool = True) -> np.ndarray:
+    def predict_proba(
+        self, X: Any, *, use_async: bool = True, verbose: bool | None = None
+    ) -> np.ndarray:
         """``(n, 2)`` columns P(gluon), P(quark); ``nan`` where the model gave no label."""
-        return run_sync(self.apredict_proba(X, use_async=use_async))
+        with self._verbosity(verbose):
+            return run_sync(self.apredict_proba(X, use_async=use_async))
 
-    def score(self, X: Any, y: Sequence[int] | np.ndarray) -> float:
+    def score(self, X: Any, y: Sequence[int] | np.ndarray, *, verbose: bool | None = None) -> float:
         """Accuracy; a jet without a label counts as wrong."""
-        predictions = self.predict(X)
+        predictions = self.predict(X, verbose=verbose)
         return float(np.mean(predictions == np.asarray(y).astype(int)))
 
     # -- reporting ----------------------------------------------------------------------------

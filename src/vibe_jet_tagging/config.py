@@ -11,7 +11,9 @@ at ``$VJT_CONFIG`` or ``~/.config/vibe-jet-tagging/config.toml``::
 
 from __future__ import annotations
 
+import logging
 import os
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,8 @@ from .model import DEFAULT_BASE_URL, DEFAULT_MODEL, Effort
 from .prompts import DEFAULT_TEMPLATE
 
 __all__ = ["Settings", "config_path", "load_settings"]
+
+logger = logging.getLogger(__name__)
 
 
 def config_path() -> Path:
@@ -73,18 +77,54 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, config_path()))
 
 
+def _origin(field: str, flags: dict[str, Any]) -> str:
+    """Where the value of ``field`` came from, for error messages."""
+    if field in flags:
+        return "--" + field.replace("_", "-")
+    names = [f"VJT_{field.upper()}"] + (["OPENAI_API_KEY"] if field == "api_key" else [])
+    for name in names:
+        if name in os.environ:
+            return name
+    return str(config_path())
+
+
 def load_settings(**flags: Any) -> Settings:
     """Settings from ``flags`` (``None`` means not given), the environment and the config file.
 
-    Raises :class:`VJTError` with one line per invalid setting.
+    Precedence: flags, then ``VJT_*`` variables (and ``OPENAI_API_KEY``), then the config
+    file, then the defaults. Raises :class:`VJTError` with one line naming each invalid value
+    and where it came from (the flag, the variable or the file).
     """
     given = {k: v for k, v in flags.items() if v is not None}
     try:
-        return Settings(**given)
+        settings = Settings(**given)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}={e.get('input')!r}: {e['msg']}" for e in exc.errors()
-        )
-        raise VJTError(f"invalid setting: {problems}") from None
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            value = error.get("input")
+            shown = "***" if field == "api_key" else repr(value)
+            problems.append(f"{field} {shown} (from {_origin(field, given)}): {error['msg']}")
+        raise VJTError("invalid setting: " + "; ".join(problems)) from None
     except ValueError as exc:  # a malformed config file
         raise VJTError(f"cannot read the config file {config_path()}: {exc}") from None
+    _warn_unknown_keys()
+    return settings
+
+
+def _warn_unknown_keys() -> None:
+    """Log the config file's keys that are no setting (a typo would be ignored silently)."""
+    path = config_path()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    known = set(Settings.model_fields)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        logger.warning(
+            "%s: unknown setting(s) %s ignored; known: %s",
+            path,
+            ", ".join(unknown),
+            ", ".join(sorted(known)),
+        )

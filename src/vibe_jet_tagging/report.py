@@ -5,6 +5,10 @@ A row is one jet's result as ``vjt tag`` writes it (:func:`result_row`). The rep
 the same jets, with tokens, cost and latency per jet, how many answers each parser step read
 and how many jets failed. :func:`write_plots` draws the ROC curves, the quark-probability
 distributions and a calibration curve.
+
+Rows record which backend answered (``"server"`` or ``"emulated"``); a report on emulated
+answers says so in ``backend_note`` (:data:`EMULATED_NOTE`), in its plots' titles, and calls
+the tagger "emulated server", never "LLM".
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -25,16 +29,26 @@ from .results import TaggingError, TagResult
 from .usage import Price, usage_totals
 
 __all__ = [
+    "EMULATED_NOTE",
     "ROW_FIELDS",
     "JsonlWriter",
     "build_report",
+    "draw_roc",
     "read_rows",
     "result_row",
     "row_result",
+    "save_report",
+    "tagger_name",
     "write_plots",
 ]
 
 logger = logging.getLogger(__name__)
+
+EMULATED_NOTE = "emulated server: physics heuristic, not a language model"
+"""What reports and plots say when the answers came from the emulated vLLM server."""
+
+Backend = Literal["server", "emulated"]
+"""Where a row's answer came from: a model server, or the emulated vLLM server."""
 
 ROW_FIELDS = (
     "index",
@@ -47,6 +61,7 @@ ROW_FIELDS = (
     "output_tokens",
     "reasoning_tokens",
     "reasoning_estimated",
+    "tokens",
     "latency",
     "cached",
     "error",
@@ -56,6 +71,7 @@ ROW_FIELDS = (
     "template",
     "key",
     "source",
+    "backend",
 )
 
 
@@ -65,9 +81,15 @@ def result_row(
     index: int,
     truth: int | None,
     source: str,
+    backend: Backend | None = None,
     reasoning: bool = False,
 ) -> dict[str, Any]:
-    """The JSON row of one jet's outcome (a result, or the error it raised)."""
+    """The JSON row of one jet's outcome (a result, or the error it raised).
+
+    ``tokens`` is input plus output tokens (what the answer cost when it was asked, also on
+    a cache hit); ``backend`` records whether a model server or the emulated server answered.
+    With ``reasoning``, the row also keeps the reasoning text and the final answer.
+    """
     if isinstance(outcome, TaggingError):
         outcome = outcome.result
     if isinstance(outcome, Exception):  # e.g. an invalid jet
@@ -79,6 +101,7 @@ def result_row(
             "error_kind": "input",
             "cached": False,
             "source": source,
+            "backend": backend,
         }
     r = outcome
     row = {
@@ -92,6 +115,7 @@ def result_row(
         "output_tokens": r.usage.output_tokens,
         "reasoning_tokens": r.usage.reasoning_tokens,
         "reasoning_estimated": r.usage.reasoning_estimated,
+        "tokens": r.usage.total_tokens,
         "latency": round(r.latency, 4),
         "cached": r.cached,
         "error": None if r.error is None else r.error.message,
@@ -101,6 +125,7 @@ def result_row(
         "template": r.template,
         "key": r.key,
         "source": source,
+        "backend": backend,
     }
     if reasoning:
         row["reasoning"] = r.reasoning
@@ -240,6 +265,7 @@ def build_report(
     dataset: Any = None,
     *,
     prices: Mapping[str, Price] | None = None,
+    backend: Backend | None = None,
     n_bootstrap: int = 1000,
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -248,11 +274,21 @@ def build_report(
     ``dataset`` (the jets the rows index) adds the baselines on the same labelled jets; the
     LLM's accuracy is at P(quark) >= 0.5 and the baselines' at their best cut (stated).
     ``accuracy_all_jets`` counts a jet without a label as wrong.
+
+    ``backend`` is ``"emulated"``, ``"server"``, ``"mixed"`` or ``"unknown"`` (default: from
+    the rows); with emulated answers ``backend_note`` says they are not a language model's.
+    ``usage`` sums what was paid for (cache hits cost nothing): ``per_jet`` divides it by the
+    jets asked, ``per_jet_recorded`` averages the usage recorded with every answer (a cache
+    hit counts what it cost when it was asked), which compares settings across cached runs.
     """
     from .metrics import evaluate_scores
 
+    # In index order: rows come in the order jets finished, and the bootstrap and the
+    # baselines' cross-validation folds would change with it.
+    rows = sorted(rows, key=lambda row: row["index"])
     results = [row_result(r) for r in rows]
     totals = usage_totals(results, prices)
+    kind = backend or _backend_of(rows)
     fresh = [r for r in results if not r.cached and r.ok]
     latencies = np.array([r.latency for r in fresh]) if fresh else np.array([0.0])
     labelled = [
@@ -261,6 +297,8 @@ def build_report(
         if res.ok and row.get("truth") is not None
     ]
     report: dict[str, Any] = {
+        "backend": kind,
+        "backend_note": EMULATED_NOTE if kind in ("emulated", "mixed") else None,
         "n_jets": len(rows),
         "n_labelled": totals.labelled,
         "n_errors": totals.errors,
@@ -278,6 +316,7 @@ def build_report(
             "requests": totals.usage.requests,
             "cost": totals.cost,
             "per_jet": totals.per_jet(),
+            "per_jet_recorded": _recorded_per_jet(results),
         },
         "latency": {
             "p50": float(np.percentile(latencies, 50)),
@@ -313,6 +352,24 @@ def build_report(
     return report
 
 
+def _backend_of(rows: Sequence[Mapping[str, Any]]) -> str:
+    kinds = {row.get("backend") for row in rows} - {None}
+    if not kinds:
+        return "unknown"
+    return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
+def _recorded_per_jet(results: Sequence[TagResult]) -> dict[str, float]:
+    """Mean usage and request seconds recorded with each answer, cache hits included."""
+    n = max(len(results), 1)
+    return {
+        "input_tokens": sum(r.usage.input_tokens for r in results) / n,
+        "output_tokens": sum(r.usage.output_tokens for r in results) / n,
+        "reasoning_tokens": sum(r.usage.reasoning_tokens for r in results) / n,
+        "latency": sum(r.latency for r in results) / n,
+    }
+
+
 def _baselines(dataset: Any, indices: list[int], *, n_bootstrap: int, seed: int) -> dict:
     from .baselines import run_baselines
 
@@ -340,15 +397,63 @@ def save_report(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Path
 
 # -- plots ------------------------------------------------------------------------------------
 
+_CURVE_NAMES = {"multiplicity": "multiplicity", "logistic_regression": "logistic regr."}
+
+
+def tagger_name(report: Mapping[str, Any]) -> str:
+    """What to call the tagger in tables and legends: the emulated server is no LLM."""
+    return {"emulated": "emulated server", "mixed": "LLM + emulated"}.get(
+        report.get("backend") or "", "LLM"
+    )
+
+
+def draw_roc(
+    ax: Any,
+    curves: Iterable[tuple[str, Any, Any, Mapping[str, Any]]],
+    *,
+    title: str,
+    note: str | None = None,
+) -> None:
+    """ROC curves as gluon mistag rate (log) against quark efficiency, with the random line.
+
+    ``curves`` holds ``(label, y, score, plot style)``. Points at zero mistag rate cannot sit
+    on the log axis and are left out. ``note`` (e.g. :data:`EMULATED_NOTE`) goes under the
+    title.
+    """
+    from sklearn.metrics import roc_curve
+
+    for label, y, score, style in curves:
+        fpr, tpr, _ = roc_curve(y, score)
+        keep = fpr > 0
+        ax.plot(tpr[keep], fpr[keep], label=label, **style)
+    eff = np.logspace(-3, 0, 200)
+    ax.plot(eff, eff, ls=":", c="grey", label="random (ε_g = ε_q)")
+    ax.set(
+        xlabel="quark efficiency ε_q",
+        ylabel="gluon mistag rate ε_g",
+        yscale="log",
+        ylim=(1e-3, 1.05),
+        xlim=(0, 1),
+    )
+    ax.set_title(title if note is None else f"{title}\n{note}", fontsize=10)
+    ax.legend(loc="lower right", fontsize=7)
+
+
+def _figure(width: float, height: float) -> Any:
+    # A bare Figure, not pyplot: no global backend switch (a notebook keeps its own) and
+    # nothing left open.
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
+
 
 def write_plots(report: Mapping[str, Any], out_dir: str | os.PathLike[str]) -> list[Path]:
-    """``roc.png`` (LLM and baselines), ``probability.png`` and ``calibration.png``."""
-    import matplotlib
+    """``roc.png`` (the tagger and the baselines), ``probability.png`` and ``calibration.png``.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    With emulated answers, the titles say so (:data:`EMULATED_NOTE`) and the tagger is called
+    "emulated server", not "LLM". Returns the files written (none without labelled jets).
+    """
     from sklearn.calibration import calibration_curve
-    from sklearn.metrics import roc_curve
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -356,54 +461,46 @@ def write_plots(report: Mapping[str, Any], out_dir: str | os.PathLike[str]) -> l
     if "llm" not in curves:
         logger.warning("no labelled jets with known truth: no plots")
         return []
+    name = tagger_name(report)
+    note = report.get("backend_note")
     written = []
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    names = {"llm": "LLM", "multiplicity": "multiplicity", "logistic_regression": "logistic regr."}
-    for name, (y, score) in curves.items():
-        fpr, tpr, _ = roc_curve(y, score)
-        auc = (report["metrics"] if name == "llm" else report["baselines"][name])["auc"]
-        ax.plot(
-            tpr,
-            fpr,
-            label=f"{names.get(name, name)} (AUC {auc:.3f})",
-            lw=2.2 if name == "llm" else 1.4,
-            drawstyle="default",
-        )
-    ax.plot([0, 1], [0, 1], ls=":", c="grey", label="random")
-    ax.set(
-        xlabel="quark efficiency ε_q",
-        ylabel="gluon mistag rate ε_g",
-        yscale="log",
-        ylim=(1e-3, 1.05),
-        xlim=(0, 1),
-        title=f"{report['n_labelled']} labelled jets",
-    )
-    ax.legend(loc="lower right", fontsize=8)
+
+    fig = _figure(5.5, 4.6)
+    ax = fig.subplots()
+    entries = []
+    for curve, (y, score) in curves.items():
+        metrics = report["metrics"] if curve == "llm" else report["baselines"][curve]
+        label = name if curve == "llm" else _CURVE_NAMES.get(curve, curve)
+        style = {"lw": 2.2} if curve == "llm" else {"lw": 1.4, "ls": "--"}
+        entries.append((f"{label} (AUC {metrics['auc']:.3f})", y, score, style))
+    draw_roc(ax, entries, title=f"{report['n_labelled']} labelled jets", note=note)
     fig.tight_layout()
     written.append(out / "roc.png")
     fig.savefig(written[-1], dpi=130)
-    plt.close(fig)
 
     y, score = curves["llm"]
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    suffix = "" if note is None else f"\n{note}"
+    fig = _figure(5.5, 4)
+    ax = fig.subplots()
     bins = np.linspace(0, 1, 21)
     ax.hist(score[y == 1], bins=bins, histtype="step", lw=2, label="true quark", density=True)
     ax.hist(score[y == 0], bins=bins, histtype="step", lw=2, label="true gluon", density=True)
-    ax.set(xlabel="P(quark) from the answer", ylabel="density", title="quark probability")
+    ax.set(xlabel=f"P(quark) from the {name}'s answer", ylabel="density")
+    ax.set_title(f"quark probability{suffix}", fontsize=10)
     ax.legend()
     fig.tight_layout()
     written.append(out / "probability.png")
     fig.savefig(written[-1], dpi=130)
-    plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    fig = _figure(4.8, 4.8)
+    ax = fig.subplots()
     frac, mean = calibration_curve(y, score, n_bins=10, strategy="quantile")
-    ax.plot(mean, frac, "o-", label="LLM")
+    ax.plot(mean, frac, "o-", label=name)
     ax.plot([0, 1], [0, 1], ls=":", c="grey", label="perfectly calibrated")
-    ax.set(xlabel="stated P(quark)", ylabel="fraction of quark jets", title="calibration")
+    ax.set(xlabel="stated P(quark)", ylabel="fraction of quark jets")
+    ax.set_title(f"calibration{suffix}", fontsize=10)
     ax.legend()
     fig.tight_layout()
     written.append(out / "calibration.png")
     fig.savefig(written[-1], dpi=130)
-    plt.close(fig)
     return written

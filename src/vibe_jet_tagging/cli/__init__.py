@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 
 import typer
+from rich.logging import RichHandler
 from rich.markup import escape
 
 from ..errors import VJTError
@@ -18,9 +21,33 @@ def _register() -> None:
     from . import cache, data, serve, tag, templates  # noqa: F401
 
 
+def _setup_logging() -> None:
+    """Warnings of the library on the console (stderr), unless logging is set up already."""
+    root = logging.getLogger()
+    if root.handlers:  # e.g. main() called by a program or a test that logs its own way
+        return
+    handler = RichHandler(
+        console=console, show_time=False, show_path=False, show_level=False, markup=False
+    )
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    for noisy in ("httpx", "openai", "httpcore"):  # one line per request or retry otherwise
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def _error(message: str) -> None:
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run ``vjt``; bad input gives one clear line and a non-zero exit, never a traceback."""
+    """Run ``vjt``; bad input gives one clear line and a non-zero exit, never a traceback.
+
+    Exit status: 0 done, 1 unexpected failure (a bug: ``VJT_DEBUG=1`` shows the traceback),
+    2 bad input or unusable server, 130 interrupted (Ctrl-C; what was done is kept).
+    """
     _register()
+    _setup_logging()
     try:
         result = app(args=argv, standalone_mode=False)
     except typer.Exit as exc:
@@ -28,12 +55,23 @@ def main(argv: list[str] | None = None) -> int:
     except typer.TyperException as exc:  # usage errors: typer's own copy of click's classes
         exc.show()  # type: ignore[attr-defined]
         return int(getattr(exc, "exit_code", 2))
-    except (typer.Abort, KeyboardInterrupt):
+    except typer.Abort:
+        console.print("[yellow]aborted[/]")
+        return 1
+    except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
         return 130
     except (CLIError, VJTError, ValueError, OSError) as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        _error(str(exc))
         return 2
+    except Exception as exc:
+        if os.environ.get("VJT_DEBUG"):
+            raise
+        _error(
+            f"unexpected {type(exc).__name__}: {exc} (a bug, please report it; "
+            "VJT_DEBUG=1 shows the traceback)"
+        )
+        return 1
     return result if isinstance(result, int) else 0
 
 

@@ -1,7 +1,14 @@
-"""``vjt cache stats | clear | path``."""
+"""``vjt cache path | stats | clear``: the on-disk cache of tagged jets.
+
+The cache folder (``$VJT_CACHE_DIR``, ``cache_dir`` in the config file, else the user's cache
+folder) holds two result caches: ``results`` for answers of model servers, and
+``results-emulated`` for answers of the emulated server, kept apart so that a heuristic's
+answer is never served as a model's.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -14,26 +21,70 @@ if TYPE_CHECKING:
 cache_app = typer.Typer(help="The on-disk cache of tagged jets.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 
-Dir = Annotated[str | None, typer.Option("--dir", help="Cache folder [env VJT_CACHE_DIR].")]
+Dir = Annotated[
+    Path | None,
+    typer.Option("--dir", help="Cache folder [env VJT_CACHE_DIR, config cache_dir]."),
+]
+
+RESULTS = "results"
+EMULATED_RESULTS = "results-emulated"
 
 
-def _open(directory: str | None) -> ResultCache:
-    from ..cache import ResultCache, default_cache_dir
+def cache_root(directory: Path | None = None) -> Path:
+    """The cache folder: ``directory``, else the settings' ``cache_dir``, else the default."""
+    if directory is not None:
+        return directory
+    from ..cache import default_cache_dir
+    from ..config import load_settings
 
-    return ResultCache(directory or default_cache_dir() / "results")
+    return load_settings().cache_dir or default_cache_dir()
+
+
+def results_dir(root: Path, *, emulated: bool) -> Path:
+    """The result cache for a model server's answers, or for the emulated server's."""
+    return root / (EMULATED_RESULTS if emulated else RESULTS)
+
+
+def _caches(directory: Path | None) -> list[tuple[str, Path]]:
+    root = cache_root(directory)
+    return [
+        ("model servers", results_dir(root, emulated=False)),
+        ("emulated server", results_dir(root, emulated=True)),
+    ]
+
+
+def _open(folder: Path) -> ResultCache | None:
+    """The result cache in ``folder``, or ``None`` if there is none yet (none is created)."""
+    from ..cache import ResultCache
+
+    return ResultCache(folder) if folder.is_dir() else None
 
 
 @cache_app.command("path")
-def path(directory: Dir = None) -> None:
-    """Print the cache folder."""
-    print(_open(directory).directory)
+def path(
+    directory: Dir = None,
+    emulated: Annotated[
+        bool, typer.Option("--emulated", help="The emulated server's results instead.")
+    ] = False,
+) -> None:
+    """Print the folder of cached results (on stdout)."""
+    print(results_dir(cache_root(directory), emulated=emulated))
 
 
 @cache_app.command("stats")
 def stats(directory: Dir = None) -> None:
-    """Entries and size on disk."""
-    s = _open(directory).stats()
-    console.print(f"{s['path']}: {s['entries']} results, {s['size_bytes'] / 1e6:.1f} MB")
+    """Cached results and size on disk, per cache."""
+    for name, folder in _caches(directory):
+        cache = _open(folder)
+        if cache is None:
+            console.print(f"{folder}: 0 results ({name}), not created yet", soft_wrap=True)
+            continue
+        s = cache.stats()
+        console.print(
+            f"{s['path']}: {s['entries']} results ({name}), {s['size_bytes'] / 1e6:.1f} MB",
+            soft_wrap=True,
+            highlight=False,
+        )
 
 
 @cache_app.command("clear")
@@ -41,8 +92,14 @@ def clear(
     directory: Dir = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
 ) -> None:
-    """Remove every cached result."""
-    cache = _open(directory)
-    if not yes and not typer.confirm(f"remove the {len(cache)} results in {cache.directory}?"):
+    """Remove every cached result (model servers' and the emulated server's)."""
+    caches = [c for _, folder in _caches(directory) if (c := _open(folder)) is not None]
+    total = sum(len(cache) for cache in caches)
+    where = " and ".join(str(cache.directory) for cache in caches) or str(cache_root(directory))
+    if not yes and not typer.confirm(f"remove the {total} cached results in {where}?"):
         raise typer.Abort()
-    console.print(f"removed {cache.clear()} results from {cache.directory}")
+    for cache in caches:
+        removed = cache.clear()
+        console.print(f"removed {removed} results from {cache.directory}", soft_wrap=True)
+    if not caches:
+        console.print(f"nothing to remove in {where}", soft_wrap=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from rich.table import Table
+from rich.markup import escape
+from rich.padding import Padding
+from rich.text import Text
 
 from .app import app, console
 
@@ -12,7 +14,12 @@ def templates() -> None:
     """List the prompt templates (shipped ones and those in $VJT_PROMPTS)."""
     from ..prompts import list_templates
 
-    table = Table("name", "version", "shots", "format", "description", title_justify="left")
     for t in list_templates():
-        table.add_row(t.name, t.version, str(t.shots), t.format.name, t.description)
-    console.print(table)
+        examples = f", {t.selector} examples" if t.shots else ""
+        version = "" if t.version == "1" else f" v{t.version}"
+        console.print(
+            f"[bold]{escape(t.name)}[/]{escape(version)}: {t.shots} shots, "
+            f"format {escape(t.format.name)}{examples}",
+            highlight=False,
+        )
+        console.print(Padding(Text(t.description, style="dim"), (0, 0, 0, 4)))

@@ -1,0 +1,457 @@
+"""``vjt tag``, ``evaluate``, ``compare``, ``demo`` and ``cache`` run as a user runs them.
+
+Every command runs in a subprocess (``python -m vibe_jet_tagging.cli``) with the test's own
+``VJT_CACHE_DIR``. Where a test must know how many requests a server received, it starts the
+emulated server itself and passes ``--base-url``; ``--emulate`` starts one inside the command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from vibe_jet_tagging.cache import ResultCache
+from vibe_jet_tagging.cli.cache import cache_root, results_dir
+from vibe_jet_tagging.config import load_settings
+from vibe_jet_tagging.data import load_sample
+from vibe_jet_tagging.errors import VJTError
+
+SAMPLE = load_sample()
+ROW_KEYS = {
+    "index",
+    "truth",
+    "label",
+    "quark_probability",
+    "parsed_by",
+    "input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "tokens",
+    "latency",
+    "cached",
+    "error",
+    "backend",
+}
+METRIC_KEYS = {"auc", "accuracy", "rejection_at_30", "rejection_at_50"}
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def vjt_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "vibe_jet_tagging.cli", *map(str, args)]
+
+
+def environment(**extra: str) -> dict[str, str]:
+    """The test's environment (its own cache folder) with rich's width pinned to 80."""
+    return {**os.environ, "COLUMNS": "80", **extra}
+
+
+def vjt(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``vjt ARGS`` with nothing on stdin."""
+    return subprocess.run(
+        vjt_command(*args),
+        input="",
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env or environment(),
+        timeout=120,
+        check=False,
+    )
+
+
+def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return proc
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    text = path.read_text()
+    assert text.endswith("\n"), "the file must hold whole lines"
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def emulated_cache() -> ResultCache:
+    return ResultCache(Path(os.environ["VJT_CACHE_DIR"]) / "results-emulated")
+
+
+def wait_for_lines(path: Path, n: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1]
+        if path.exists() and path.read_text().count("\n") >= n:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{path} did not reach {n} rows in {timeout} s")
+
+
+def wait_idle(server, timeout: float = 10) -> dict:
+    """The server's counters once no request is running or waiting (the client is gone)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stats = server.stats()
+        if stats["running"] == 0 and stats["waiting"] == 0:
+            return stats
+        time.sleep(0.05)
+    raise AssertionError(f"requests still in flight: {server.stats()}")
+
+
+# -- vjt tag ----------------------------------------------------------------------------------
+
+
+def test_tag_writes_one_row_per_jet_and_a_rerun_asks_nothing(tmp_path, fresh_emulator):
+    server = fresh_emulator()
+    out = tmp_path / "out.jsonl"
+    args = ["tag", "sample", "-o", out, "--base-url", server.base_url]
+    args += ["--limit", "60", "--balanced", "--seed", "1"]
+    first = ok(vjt(*args, cwd=tmp_path))
+
+    # The server it was pointed at says it is the emulated one, and the command says so.
+    assert f"emulated vLLM server on {server.base_url}" in first.stderr
+    assert "physics heuristic, not a language model" in first.stderr
+    assert server.stats()["requests_total"] == 60  # one request per jet, no re-asks
+
+    rows = read_jsonl(out)
+    expected = SAMPLE.balanced(60, seed=1)
+    assert sorted(r["index"] for r in rows) == sorted(expected.indices.tolist())
+    for row in rows:
+        assert set(row) >= ROW_KEYS
+        assert row["error"] is None
+        assert row["truth"] == int(SAMPLE.labels[row["index"]])
+        assert row["label"] in ("quark", "gluon")
+        assert 0 <= row["quark_probability"] <= 1
+        assert row["parsed_by"] == "schema"
+        assert row["tokens"] == row["input_tokens"] + row["output_tokens"]
+        assert row["input_tokens"] > 500 and row["output_tokens"] > row["reasoning_tokens"] > 0
+        assert row["latency"] > 0
+        assert row["cached"] is False
+        assert row["backend"] == "emulated"
+        assert row["source"] == "sample"
+    assert "60 asked" in first.stderr
+
+    # The same command again: every row kept, not one request.
+    server.reset_stats()
+    second = ok(vjt(*args, cwd=tmp_path))
+    assert server.stats()["requests_total"] == 0
+    assert read_jsonl(out) == rows
+    assert "60 kept from before, 0 from the cache, 0 asked" in second.stderr
+
+    # The same file with another effort: its rows are dropped, never mixed.
+    third = ok(vjt(*args, "--effort", "low", cwd=tmp_path))
+    assert "dropping 60 rows" in third.stderr
+    low = read_jsonl(out)
+    assert len(low) == 60 and {r["effort"] for r in low} == {"low"}
+    assert {r["effort"] for r in rows} == {"medium"}
+    assert server.stats()["requests_total"] == 60
+
+
+def test_tag_resumes_after_sigkill_asking_only_for_missing_jets(tmp_path, fresh_emulator):
+    n, concurrency = 40, 4
+    # ~120 reasoning tokens at low effort: ~0.3 s per request, ~3 s for the whole run.
+    server = fresh_emulator(ttft=0.02, itl=0.002)
+    out = tmp_path / "out.jsonl"
+    args = ["tag", "sample", "-o", out, "--base-url", server.base_url, "--effort", "low"]
+    args += ["--limit", n, "--balanced", "--seed", "3", "--concurrency", concurrency]
+    proc = subprocess.Popen(
+        vjt_command(*args), cwd=tmp_path, env=environment(), stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for_lines(out, 8, proc)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+    before = read_jsonl(out)  # whole lines only, even after SIGKILL
+    first_run = wait_idle(server)
+    stored = len(emulated_cache())
+    assert 8 <= len(before) < n, "killed partway"
+    # A row is written after its result is cached; a request is stored once it is answered.
+    assert len(before) <= stored <= first_run["outcomes"].get("ok", 0)
+    lost = first_run["requests_total"] - stored  # in flight at the kill, or not yet stored
+    assert 0 <= lost <= concurrency
+
+    server.configure(ttft=0.0, itl=0.0)
+    server.reset_stats()
+    rerun = ok(vjt(*args, cwd=tmp_path))
+    second_run = server.stats()
+
+    rows = read_jsonl(out)
+    expected = SAMPLE.balanced(n, seed=3).indices.tolist()
+    assert sorted(r["index"] for r in rows) == sorted(expected)  # none lost, none twice
+    assert all(r["error"] is None for r in rows)
+    by_index = {r["index"]: r for r in rows}
+    assert all(by_index[r["index"]] == r for r in before)  # the first run's rows kept as they were
+    # Only the jets neither in the file nor in the cache were asked again.
+    assert second_run["requests_total"] == n - stored
+    assert sum(r["cached"] for r in rows) == stored - len(before)
+    assert first_run["requests_total"] + second_run["requests_total"] == n + lost
+    assert f"{len(before)} jets already tagged" in rerun.stderr
+
+
+def test_tag_ctrl_c_exits_130_and_leaves_whole_lines(tmp_path, fresh_emulator):
+    server = fresh_emulator(ttft=0.02, itl=0.002)
+    out = tmp_path / "out.jsonl"
+    args = ["tag", "sample", "-o", out, "--base-url", server.base_url, "--effort", "low"]
+    args += ["--limit", "40", "--concurrency", "4"]
+    proc = subprocess.Popen(
+        vjt_command(*args), cwd=tmp_path, env=environment(), stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for_lines(out, 5, proc)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    rows = read_jsonl(out)
+    assert 5 <= len(rows) < 40
+    assert all(set(ROW_KEYS) <= set(r) and r["error"] is None for r in rows)
+    match = re.search(r"interrupted: (\d+) of 40 jets are in .*rerun the same command", stderr)
+    assert match, stderr
+    assert int(match.group(1)) == len(rows)
+    wait_idle(server)
+
+
+def test_tag_stops_when_the_server_goes_away(tmp_path, fresh_emulator):
+    server = fresh_emulator(ttft=0.02, itl=0.002)
+    out = tmp_path / "out.jsonl"
+    args = ["tag", "sample", "-o", out, "--base-url", server.base_url, "--effort", "low"]
+    args += ["--limit", "200", "--concurrency", "4"]
+    env = environment(VJT_MAX_RETRIES="0")
+    proc = subprocess.Popen(
+        vjt_command(*args), cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
+    )
+    wait_for_lines(out, 4, proc)
+    server.stop()
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 2, stderr
+    error = stderr.strip().splitlines()[-1]
+    assert error.startswith("error: cannot reach the model server at " + server.base_url)
+    assert "jets in a row failed" in error and "rerun the same command" in error
+    rows = read_jsonl(out)
+    assert len(rows) < 100  # stopped early, not 200 failures
+    failed = [r for r in rows if r["error"] is not None]
+    assert {r["error_kind"] for r in failed} == {"connection"}
+    assert len(failed) >= 14  # concurrency + 10 in a row
+
+
+# -- vjt evaluate -----------------------------------------------------------------------------
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == PNG, f"{path} is not a PNG"
+    assert len(data) > 10_000, f"{path} is nearly empty"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_evaluate_writes_report_and_plots(tmp_path):
+    results = tmp_path / "out.jsonl"
+    args = ["tag", "sample", "-o", results, "--emulate", "--limit", "60", "--balanced"]
+    ok(vjt(*args, "--seed", "1", cwd=tmp_path))
+    rows = read_jsonl(results)
+
+    proc = ok(vjt("evaluate", results, "--out", tmp_path / "rep", cwd=tmp_path))
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert report["n_jets"] == 60
+    assert report["n_labelled"] == 60
+    assert report["n_errors"] == 0
+    assert report["cache_hits"] == 0
+    assert report["backend"] == "emulated"
+    assert report["backend_note"] == "emulated server: physics heuristic, not a language model"
+    assert set(report["metrics"]) >= METRIC_KEYS
+    assert set(report["baselines"]) == {"multiplicity", "logistic_regression"}
+    for baseline in report["baselines"].values():
+        assert set(baseline) >= METRIC_KEYS
+    # The numbers are those of the rows and the jets, not just well-formed.
+    truth = [r["truth"] for r in sorted(rows, key=lambda r: r["index"])]
+    score = [r["quark_probability"] for r in sorted(rows, key=lambda r: r["index"])]
+    assert report["metrics"]["auc"] == pytest.approx(roc_auc_score(truth, score))
+    jets = SAMPLE[np.array(sorted(r["index"] for r in rows))]
+    multiplicity = jets.observables()["multiplicity"]
+    assert report["baselines"]["multiplicity"]["auc"] == pytest.approx(
+        roc_auc_score(jets.labels, -multiplicity)
+    )
+    accuracy = np.mean([(r["quark_probability"] >= 0.5) == (r["truth"] == 1) for r in rows])
+    assert report["metrics"]["accuracy"] == pytest.approx(accuracy)
+    lo, hi = report["metrics"]["intervals"]["auc"]
+    assert lo <= report["metrics"]["auc"] <= hi
+    usage = report["usage"]
+    for key in ("input_tokens", "output_tokens", "reasoning_tokens"):
+        assert usage[key] == sum(r[key] for r in rows) > 0
+
+    for name in ("roc.png", "probability.png", "calibration.png"):
+        width, height = png_size(tmp_path / "rep" / name)
+        assert width >= 400 and height >= 400
+    # One table row per tagger, each on one line within 80 columns.
+    cells = r"0\.\d{3} ± 0\.\d{3}\s+0\.\d{3} ± 0\.\d{3}\s+\S+"
+    for name in ("emulated server", "multiplicity", "logistic regr."):
+        assert re.search(rf"^\s*{name}\s+{cells}", proc.stderr, re.M), proc.stderr
+    assert max(len(line) for line in proc.stderr.splitlines() if "±" in line) <= 80
+    assert "not a language model" in proc.stderr
+
+
+# -- vjt compare ------------------------------------------------------------------------------
+
+
+def test_compare_efforts_on_the_same_jets(tmp_path):
+    out = tmp_path / "cmp"
+    args = ["compare", "sample", "--efforts", "low,medium", "--limit", "40", "--emulate"]
+    proc = ok(vjt(*args, "--out", out, cwd=tmp_path))
+    data = json.loads((out / "compare.json").read_text())
+    assert data["backend"] == "emulated"
+    assert data["n_jets"] == 40
+    assert set(data["runs"]) == {"low", "medium"}
+    for effort, run in data["runs"].items():
+        assert run["settings"]["effort"] == effort
+        assert run["n_jets"] == run["n_labelled"] == 40
+        assert set(run["metrics"]) >= METRIC_KEYS
+        rows = read_jsonl(out / f"results-{effort}.jsonl")
+        assert {r["effort"] for r in rows} == {effort}
+    low = read_jsonl(out / "results-low.jsonl")
+    medium = read_jsonl(out / "results-medium.jsonl")
+    assert {r["index"] for r in low} == {r["index"] for r in medium}  # the same jets
+    per_jet = {e: data["runs"][e]["usage"]["per_jet_recorded"] for e in ("low", "medium")}
+    assert per_jet["low"]["output_tokens"] < 0.6 * per_jet["medium"]["output_tokens"]
+    assert per_jet["low"]["input_tokens"] == per_jet["medium"]["input_tokens"]
+    png_size(out / "roc.png")
+    assert proc.stderr.count("comparison on the same 40 jets") == 1  # one table
+    assert re.search(r"^\s*low\s+0\.\d{3}\s+0\.\d{3}", proc.stderr, re.M)
+    assert re.search(r"^\s*medium\s+0\.\d{3}\s+0\.\d{3}", proc.stderr, re.M)
+
+
+# -- vjt demo ---------------------------------------------------------------------------------
+
+
+def test_demo_twice_the_second_all_from_the_cache(tmp_path):
+    out = tmp_path / "demo"
+    first = ok(vjt("demo", "--jets", "40", "--out", out, cwd=tmp_path))
+    report = json.loads((out / "report.json").read_text())
+    assert {"n_jets", "n_labelled", "n_errors", "cache_hits", "metrics", "baselines"} <= set(report)
+    assert report["n_jets"] == 40
+    assert report["n_labelled"] + report["n_errors"] == 40
+    assert report["cache_hits"] == 0
+    assert set(report["metrics"]) >= METRIC_KEYS
+    for name in ("multiplicity", "logistic_regression"):
+        assert set(report["baselines"][name]) >= METRIC_KEYS
+    assert all(report["usage"][k] > 0 for k in ("input_tokens", "output_tokens"))
+    assert report["usage"]["reasoning_tokens"] > 0
+    assert report["backend"] == "emulated"
+    assert "not a language model" in first.stderr
+    assert f"report: {out / 'report.json'}" in first.stderr
+    assert f"plot:   {out / 'roc.png'}" in first.stderr
+    png_size(out / "roc.png")
+
+    second = ok(vjt("demo", "--jets", "40", "--out", out, cwd=tmp_path))
+    again = json.loads((out / "report.json").read_text())
+    assert again["n_jets"] == again["cache_hits"] == 40
+    assert again["usage"]["input_tokens"] == 0
+    assert again["usage"]["output_tokens"] == 0
+    assert again["usage"]["reasoning_tokens"] == 0
+    assert again["metrics"]["auc"] == report["metrics"]["auc"]  # the same answers
+    assert all(r["cached"] for r in read_jsonl(out / "results.jsonl"))
+    assert "40 from the cache, 0 asked" in second.stderr
+
+
+# -- settings ---------------------------------------------------------------------------------
+
+
+def write_config(path: Path, **values: str) -> Path:
+    path.write_text("".join(f'{k} = "{v}"\n' for k, v in values.items()))
+    return path
+
+
+def test_settings_precedence_flag_env_file_default(tmp_path, monkeypatch):
+    assert load_settings().effort == "medium"  # default
+    monkeypatch.setenv(
+        "VJT_CONFIG", str(write_config(tmp_path / "c.toml", effort="high", model="m/file"))
+    )
+    assert load_settings().effort == "high"  # config file beats default
+    assert load_settings().model == "m/file"
+    monkeypatch.setenv("VJT_EFFORT", "low")
+    assert load_settings().effort == "low"  # env beats config file
+    assert load_settings(effort="medium").effort == "medium"  # flag beats env
+    assert load_settings(effort=None).effort == "low"  # a flag not given is not a flag
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    assert load_settings().api_key.get_secret_value() == "sk-test"
+
+    monkeypatch.setenv("VJT_EFFORT", "extreme")
+    with pytest.raises(VJTError, match=r"effort 'extreme' \(from VJT_EFFORT\)"):
+        load_settings()
+    monkeypatch.delenv("VJT_EFFORT")
+    write_config(tmp_path / "c.toml", effort="extreme")
+    with pytest.raises(VJTError, match=r"effort 'extreme' \(from .*c\.toml\)"):
+        load_settings()
+    (tmp_path / "c.toml").write_text("effort = [unclosed\n")
+    with pytest.raises(VJTError, match="cannot read the config file"):
+        load_settings()
+
+
+def test_a_typo_in_the_config_file_is_reported(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("VJT_CONFIG", str(write_config(tmp_path / "c.toml", efort="high")))
+    assert load_settings().effort == "medium"
+    assert "unknown setting(s) efort ignored" in caplog.text
+
+
+def test_settings_precedence_in_a_command(tmp_path):
+    config = write_config(
+        tmp_path / "config.toml", effort="high", template="physics_primer", model="test/model"
+    )
+    env = environment(VJT_CONFIG=str(config), VJT_EFFORT="low", VJT_TEMPLATE="zero_shot")
+    out = tmp_path / "out.jsonl"
+    args = ["tag", "sample", "-o", out, "--emulate", "--limit", "4", "--effort", "medium"]
+    ok(vjt(*args, cwd=tmp_path, env=env))
+    rows = read_jsonl(out)
+    assert {r["effort"] for r in rows} == {"medium"}  # flag over VJT_EFFORT and the file
+    assert {r["template"] for r in rows} == {"zero_shot"}  # VJT_TEMPLATE over the file
+    assert {r["model"] for r in rows} == {"test/model"}  # the file over the default
+
+
+# -- vjt cache --------------------------------------------------------------------------------
+
+
+def test_cache_path_stats_clear(tmp_path):
+    root = Path(os.environ["VJT_CACHE_DIR"])
+    emulated = ok(vjt("cache", "path", "--emulated", cwd=tmp_path)).stdout.strip()
+    assert emulated == str(root / "results-emulated")
+
+    out = tmp_path / "out.jsonl"
+    args = ["tag", "sample", "-o", out, "--emulate", "--limit", "6", "--template", "zero_shot"]
+    ok(vjt(*args, cwd=tmp_path))
+    keys = {r["key"] for r in read_jsonl(out)}
+    cache = ResultCache(emulated)
+    assert len(cache) == 6 and all(k in cache for k in keys)  # where `cache path` says
+    # Emulated answers never go with a model's.
+    models = root / "results"
+    assert not models.exists() or len(ResultCache(models)) == 0
+
+    stats = ok(vjt("cache", "stats", cwd=tmp_path)).stderr
+    assert f"{emulated}: 6 results (emulated server)" in stats
+    assert f"{models}: 0 results (model servers)" in stats
+
+    cleared = ok(vjt("cache", "clear", "--yes", cwd=tmp_path))
+    assert f"removed 6 results from {emulated}" in cleared.stderr
+    assert len(cache) == 0
+
+
+def test_cache_folder_follows_the_settings(tmp_path, monkeypatch):
+    assert cache_root() == Path(os.environ["VJT_CACHE_DIR"])
+    config = tmp_path / "config.toml"
+    config.write_text(f'cache_dir = "{tmp_path / "mine"}"\n')
+    monkeypatch.setenv("VJT_CONFIG", str(config))
+    assert cache_root() == Path(os.environ["VJT_CACHE_DIR"])  # the variable beats the file
+    monkeypatch.delenv("VJT_CACHE_DIR")
+    assert cache_root() == tmp_path / "mine"
+    assert cache_root(tmp_path / "flag") == tmp_path / "flag"  # --dir beats both
+    assert results_dir(cache_root(), emulated=False) == tmp_path / "mine" / "results"
