@@ -175,7 +175,9 @@ class JetTagger(Runnable[JetInput, TagResult]):
         reask: re-ask once when the answer fails the schema.
         logprobs: request token logprobs and report a logprob-based quark probability.
         cache: a :class:`ResultCache`, a folder, ``True`` for the default folder, or
-            ``None``/``False`` for none.
+            ``None``/``False`` for none. The key leaves out the server's URL (the same model
+            anywhere gives the same answer), so keep the emulated server's answers in a
+            cache of their own, as ``vjt`` does (``results-emulated``).
         refresh: ignore cached results (and overwrite them).
         max_concurrency: requests in flight at once in ``abatch`` when the config sets none.
 
