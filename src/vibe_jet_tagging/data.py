@@ -514,7 +514,12 @@ def load_jets(path: str | os.PathLike[str]) -> JetDataset:
 
 def _stack_jets(jets: Sequence[ArrayLike]) -> NDArray[np.float64]:
     """Zero-pad a list of ``(n_i, 4)`` arrays into ``(N, max n_i, 4)``."""
-    arrays = [np.asarray(j, dtype=np.float64) for j in jets]
+    arrays = []
+    for i, j in enumerate(jets):
+        try:
+            arrays.append(np.asarray(j, dtype=np.float64))
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(f"jet {i}: not a numeric array: {exc}") from None
     for i, a in enumerate(arrays):
         if a.ndim != 2 or a.shape[1] != 4:
             raise ValueError(f"jet {i}: expected an (n, 4) array, got shape {a.shape}")
@@ -532,13 +537,16 @@ def dataset_from_arrays(
     ``y`` holds labels 1 (quark) / 0 (gluon), as ints, bools or floats. Shapes and labels are
     checked now; each jet when read.
     """
-    if isinstance(X, (list, tuple)) and X and np.ndim(X[0]) == 2:
-        try:
+    try:
+        if isinstance(X, (list, tuple)) and X and np.ndim(X[0]) == 2:
+            try:
+                arr = np.asarray(X, dtype=np.float64)
+            except ValueError:  # ragged: different numbers of constituents
+                arr = _stack_jets(X)
+        else:
             arr = np.asarray(X, dtype=np.float64)
-        except ValueError:  # ragged: different numbers of constituents
-            arr = _stack_jets(X)
-    else:
-        arr = np.asarray(X, dtype=np.float64)
+    except (TypeError, OverflowError) as exc:
+        raise ValueError(f"X is not a numeric array: {exc}") from None
     _check_shape(arr.shape, arr.dtype, "")
     labels = None if y is None else _check_labels(y, arr.shape[0], "")
     return JetDataset(_ArraySource(arr, labels, name))

@@ -180,9 +180,11 @@ class Jet:
         PDG id, no constituents.
         """
         where = _where(index)
+        if isinstance(data, np.ndarray) and data.dtype.kind == "c":
+            raise ValueError(f"{where}constituents are complex numbers, not real ones")
         try:
             x = np.array(data, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise ValueError(f"{where}constituents are not a numeric array: {exc}") from None
         if x.ndim != 2:
             raise ValueError(
@@ -222,11 +224,16 @@ class Jet:
                 f"{where}a jet mapping needs 'pt', 'y' (or 'rapidity') and 'phi'; "
                 f"missing {exc.args[0]!r}"
             ) from None
-        cols = [np.atleast_1d(np.asarray(c, dtype=np.float64)) for c in cols]
         pid = data.get("pdgid", data.get("pid"))
-        cols.append(
-            np.zeros_like(cols[0]) if pid is None else np.atleast_1d(np.asarray(pid, float))
-        )
+        try:
+            cols = [np.atleast_1d(np.asarray(c, dtype=np.float64)) for c in cols]
+            cols.append(
+                np.zeros_like(cols[0])
+                if pid is None
+                else np.atleast_1d(np.asarray(pid, dtype=np.float64))
+            )
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(f"{where}jet columns are not numeric: {exc}") from None
         if len({c.shape for c in cols}) != 1:
             shapes = ", ".join(str(c.shape) for c in cols)
             raise ValueError(f"{where}jet columns differ in length: {shapes}")

@@ -156,7 +156,7 @@ def reask_messages(messages: list[BaseMessage], answer: str, error: Exception) -
 
 # -- the regex parser ---------------------------------------------------------------------------
 
-_VALUE = r"(?P<v>quark|gluon|[01](?!\w|\.\d))"
+_VALUE = r"(?P<v>(?:quark|gluon)(?=s?\b)|[01](?!\w|\.\d))"
 _EXPLICIT = [
     # "answer: 1", "Final answer - **gluon**", "label = quark", "prediction is 0"
     re.compile(

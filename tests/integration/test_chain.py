@@ -36,7 +36,8 @@ class Wire:
 
 def tagger_for(server, wire: Wire | None = None, **options) -> JetTagger:
     model_options = {
-        k: options.pop(k) for k in ("reasoning_effort", "max_tokens", "max_retries", "timeout")
+        k: options.pop(k)
+        for k in ("reasoning_effort", "max_tokens", "max_retries", "timeout")
         if k in options
     }
     if wire is not None:
@@ -64,7 +65,8 @@ async def test_tags_real_jets_with_reasoning_usage_and_schema(emulator):
     assert body["reasoning_effort"] == "medium"
     assert body["response_format"]["type"] == "json_schema"
     assert body["response_format"]["json_schema"]["schema"]["required"] == [
-        "label", "quark_probability"
+        "label",
+        "quark_probability",
     ]
     # System, four examples as (user, assistant JSON) turns, then the jet: and never the jet
     # being tagged among its own examples.
@@ -92,9 +94,7 @@ async def test_reasoning_kept_under_either_field_name_and_when_streaming(fresh_e
 
 
 async def test_streaming_with_a_schema_keeps_the_reasoning_once(emulator):
-    model = ChatVLLM(base_url=emulator.base_url).bind(
-        response_format={"type": "json_object"}
-    )
+    model = ChatVLLM(base_url=emulator.base_url).bind(response_format={"type": "json_object"})
     plain = await model.ainvoke("Jet to classify:\n30 constituents")
     streamed = None
     async for chunk in model.astream("Jet to classify:\n30 constituents"):
@@ -184,8 +184,9 @@ async def test_server_errors_become_errors_not_labels(fresh_emulator, fault, kin
 
 
 async def test_unreachable_server_is_a_connection_error_naming_the_url():
-    tagger = JetTagger(base_url="http://127.0.0.1:9/v1", cache=None, template="zero_shot",
-                       max_retries=0, timeout=5)
+    tagger = JetTagger(
+        base_url="http://127.0.0.1:9/v1", cache=None, template="zero_shot", max_retries=0, timeout=5
+    )
     with pytest.raises(TaggingError) as info:
         await tagger.ainvoke(JETS[0])
     assert info.value.result.error.kind == "connection"
@@ -267,8 +268,9 @@ async def test_composes_inside_a_larger_chain_with_tracing_names(emulator):
 
 
 async def test_with_fallbacks_and_with_retry(fresh_emulator, emulator):
-    broken = tagger_for(fresh_emulator(faults={"server_error": 1.0}), template="zero_shot",
-                        max_retries=0)
+    broken = tagger_for(
+        fresh_emulator(faults={"server_error": 1.0}), template="zero_shot", max_retries=0
+    )
     working = tagger_for(emulator, template="zero_shot")
     result = await broken.with_fallbacks([working]).ainvoke(JETS[0])
     assert result.ok

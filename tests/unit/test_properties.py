@@ -95,6 +95,9 @@ _WORDS = st.sampled_from(
         "the jet",
         "is wide",
         "has many constituents",
+        "quarkonium",
+        "gluonic",
+        "quark_probability",
         "Answer:",
         "label =",
         "therefore",
@@ -119,14 +122,11 @@ _NUMBERS = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False).map(lambda x: f"{x:.3f}"),
 )
 _WRONG_JSON = st.builds(
-    lambda label, p, key: json.dumps({key: label, "probability": p}),
+    lambda label, p, key: json.dumps({key: label, "quark_probability": p}),
     st.sampled_from(["maybe", "unknown", "up", "top", "", "q", "g"]),
     st.one_of(PROBABILITIES, st.floats(min_value=1.5, max_value=9.0)),
     st.sampled_from(["label", "answer", "class"]),
 )
-# Words holding "quark" or "gluon" inside a longer word ("quark_probability", "quarkonium")
-# still give a label (see test_known_bug_a_label_read_from_inside_a_word); they join
-# LABEL_FREE once that is fixed.
 LABEL_FREE = st.lists(
     st.one_of(_WORDS, _NUMBERS, _WRONG_JSON, st.text(alphabet="abcdefhijkmnprstvwxyz ,.;:!?-")),
     max_size=10,
@@ -320,8 +320,8 @@ _SCALARS = st.one_of(
     st.integers(min_value=-(2**63), max_value=2**63),
     st.floats(),
     st.text(max_size=4),
-    # Not Python complex numbers nor ints beyond float range: they escape as TypeError and
-    # OverflowError (test_known_bug_numpy_errors_escape_validation), until that is fixed.
+    st.complex_numbers(max_magnitude=10),
+    st.integers(min_value=10**308, max_value=10**400),
 )
 _NESTED = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=5), max_leaves=30)
 _ARRAYS = hnp.arrays(
@@ -391,9 +391,7 @@ def test_dataset_from_arrays_accepts_or_raises_value_error(X: Any, y: Any) -> No
     valid_or_value_error(ds.padded)
 
 
-# -- found by the properties above (see the report on issue 7) ------------------------------
-# Strict xfails: once the fix lands they pass, pytest reports XPASS(strict) as a failure, and
-# the marker goes (with the inputs added back to the strategies above).
+# -- found by the properties above: regressions ----------------------------------------------
 
 _ESCAPES = [
     pytest.param(lambda: Jet.from_array([[10**400, 0.0, 0.0, 22]]), id="from_array-huge-int"),
@@ -415,22 +413,12 @@ _ESCAPES = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(OverflowError, TypeError),
-    reason="bug: numpy's TypeError/OverflowError escape jet validation (jets.py, data.py)",
-)
 @pytest.mark.parametrize("build", _ESCAPES)
-def test_known_bug_numpy_errors_escape_validation(build: Any) -> None:
+def test_numpy_errors_do_not_escape_validation(build: Any) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 (any ValueError is the contract)
         build()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: parsing._VALUE matches quark/gluon inside longer words",
-)
 @pytest.mark.parametrize(
     "text",
     [
@@ -440,5 +428,5 @@ def test_known_bug_numpy_errors_escape_validation(build: Any) -> None:
         "The answer is gluonic radiation, hard to say.",
     ],
 )
-def test_known_bug_a_label_read_from_inside_a_word(text: str) -> None:
+def test_no_label_read_from_inside_a_word(text: str) -> None:
     assert regex_label(text) is None

@@ -1,0 +1,183 @@
+"""Throughput of ``JetTagger.abatch`` against the server's bound.
+
+The emulated server runs at most ``k`` requests at once (``max_num_seqs``) and each takes a
+fixed ``L`` seconds (``ttft = L``, ``itl = 0``), so ``N`` jets cannot take less than
+``ceil(N / k) * L``. The client asks with ``max_concurrency = k`` and no cache (every jet is a
+request). Reported: achieved / ideal, i.e. ideal time over measured time (target >= 95 % at
+k = 256), with the client's and the server's CPU per jet.
+
+    python benchmarks/throughput.py [--quick]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from typing import Any
+
+import openai
+from _common import PerturbedJets, parser, save, server_cpu, server_pid, table
+
+from vibe_jet_tagging import JetTagger
+from vibe_jet_tagging.emulator import EmulatedServer
+
+TARGET = 0.95
+
+
+async def measure(
+    server: EmulatedServer, template: str, k: int, n: int, latency: float, offset: int
+) -> dict[str, Any]:
+    """One run of ``n`` jets at ``max_num_seqs = k`` and latency ``latency``."""
+    tagger = JetTagger(
+        server.model, base_url=server.base_url, template=template, cache=None, max_concurrency=k
+    )
+    # Warm up: open the connections, import what the first call imports.
+    server.configure(max_num_seqs=k, ttft=0.0, itl=0.0)
+    await tagger.abatch(PerturbedJets(k, offset=offset + n), return_exceptions=True)
+    server.configure(ttft=latency)
+    jets = list(PerturbedJets(n, offset=offset))
+    server.reset_stats()
+    pid = server_pid(server)
+    cpu0, server0, t0 = time.process_time(), server_cpu(pid), time.perf_counter()
+    results = await tagger.abatch(jets, return_exceptions=True)
+    wall = time.perf_counter() - t0
+    cpu, server_seconds = time.process_time() - cpu0, server_cpu(pid) - server0
+    stats = server.stats()
+    ideal = math.ceil(n / k) * latency
+    return {
+        "template": template,
+        "k": k,
+        "n": n,
+        "latency_s": latency,
+        "ideal_s": ideal,
+        "wall_s": wall,
+        "achieved_over_ideal": ideal / wall,
+        "labelled": sum(getattr(r, "ok", False) for r in results),
+        "requests": stats["requests_total"],
+        "max_running": stats["max_running"],
+        "client_cpu_ms_per_jet": 1e3 * cpu / n,
+        "client_cpu_share": cpu / wall,
+        "server_cpu_ms_per_jet": 1e3 * server_seconds / n,
+        "met": ideal / wall >= TARGET if (k, latency) == (256, 1.0) else None,
+    }
+
+
+async def measure_bare(
+    server: EmulatedServer, template: str, k: int, n: int, latency: float, offset: int
+) -> dict[str, Any]:
+    """The same run with a bare ``openai.AsyncOpenAI`` loop sending the chain's payloads."""
+    reference = JetTagger(server.model, base_url=server.base_url, template=template, cache=None)
+    client = openai.AsyncOpenAI(base_url=server.base_url, api_key="EMPTY", max_retries=0)
+    gate = asyncio.Semaphore(k)
+
+    async def one(payload: dict[str, Any]) -> bool:
+        async with gate:
+            completion = await client.chat.completions.create(**payload)
+            return bool(completion.choices[0].message.content)
+
+    def payloads(jets: PerturbedJets) -> list[dict[str, Any]]:
+        return [
+            reference.model._get_request_payload(
+                reference.prompt.messages(jet), **reference._call_options
+            )
+            for jet in jets
+        ]
+
+    server.configure(max_num_seqs=k, ttft=0.0, itl=0.0)
+    await asyncio.gather(*(one(p) for p in payloads(PerturbedJets(k, offset=offset + n))))
+    server.configure(ttft=latency)
+    bodies = payloads(PerturbedJets(n, offset=offset))
+    server.reset_stats()
+    pid = server_pid(server)
+    cpu0, server0, t0 = time.process_time(), server_cpu(pid), time.perf_counter()
+    answered = sum(await asyncio.gather(*(one(p) for p in bodies)))
+    wall = time.perf_counter() - t0
+    cpu, server_seconds = time.process_time() - cpu0, server_cpu(pid) - server0
+    await client.close()
+    stats = server.stats()
+    ideal = math.ceil(n / k) * latency
+    return {
+        "template": f"{template} (bare openai)",
+        "k": k,
+        "n": n,
+        "latency_s": latency,
+        "ideal_s": ideal,
+        "wall_s": wall,
+        "achieved_over_ideal": ideal / wall,
+        "labelled": answered,
+        "requests": stats["requests_total"],
+        "max_running": stats["max_running"],
+        "client_cpu_ms_per_jet": 1e3 * cpu / n,
+        "client_cpu_share": cpu / wall,
+        "server_cpu_ms_per_jet": 1e3 * server_seconds / n,
+        "met": None,
+    }
+
+
+async def main(quick: bool) -> list[dict[str, Any]]:
+    rounds = 2 if quick else 8
+    runs = [
+        ("few_shot", 16, 1.0),
+        ("few_shot", 64, 1.0),
+        ("few_shot", 256, 1.0),
+        ("few_shot (bare)", 256, 1.0),
+        ("zero_shot", 256, 1.0),
+        ("few_shot", 256, 4.0),
+    ]
+    rows = []
+    with EmulatedServer(process=True) as server:
+        for j, (template, k, latency) in enumerate(runs):
+            bare = template.endswith(" (bare)")
+            run = measure_bare if bare else measure
+            name = template.removesuffix(" (bare)")
+            row = await run(server, name, k, rounds * k, latency, offset=10_000 * j)
+            rows.append(row)
+            print(
+                f"{row['template']:9s} k={k:3d} N={row['n']:5d} L={latency:.0f}s: "
+                f"{row['achieved_over_ideal']:.1%} of the bound",
+                flush=True,
+            )
+    return rows
+
+
+if __name__ == "__main__":
+    args = parser(__doc__.splitlines()[0]).parse_args()
+    rows = asyncio.run(main(args.quick))
+    print(
+        table(
+            [
+                "template",
+                "k",
+                "N",
+                "L [s]",
+                "ideal [s]",
+                "wall [s]",
+                "achieved/ideal",
+                "client ms/jet",
+                "server ms/jet",
+                "max running",
+            ],
+            [
+                [
+                    r["template"],
+                    r["k"],
+                    r["n"],
+                    r["latency_s"],
+                    r["ideal_s"],
+                    r["wall_s"],
+                    f"{r['achieved_over_ideal']:.1%}",
+                    r["client_cpu_ms_per_jet"],
+                    r["server_cpu_ms_per_jet"],
+                    r["max_running"],
+                ]
+                for r in rows
+            ],
+        )
+    )
+    path = save(
+        "throughput",
+        {"rounds": 2 if args.quick else 8, "target": TARGET, "itl": 0.0},
+        rows,
+    )
+    print(f"results: {path}")
