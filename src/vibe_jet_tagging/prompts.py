@@ -362,16 +362,32 @@ class JetPrompt:
                     input_variables=["jet", "target"],
                 )
             )
-        messages.append(("human", self.template.human))
-        self.chat_template = ChatPromptTemplate.from_messages(messages)
+        jet_message = ("human", self.template.human)
+        self.chat_template = ChatPromptTemplate.from_messages([*messages, jet_message])
+        # The same messages in two parts for :meth:`messages`: the head (system and examples)
+        # is the same for every jet with the same examples, so it is formatted once per set.
+        self._head_template = ChatPromptTemplate.from_messages(messages)
+        self._jet_template = ChatPromptTemplate.from_messages([jet_message])
+        self._heads: dict[tuple[str, ...], list[BaseMessage]] = {}
 
     def inputs(self, jet: Jet) -> dict[str, Any]:
         """The prompt's input variables for ``jet``."""
         return {"jet": self.format.render(jet), "target": jet}
 
     def messages(self, jet: Jet) -> list[BaseMessage]:
-        """The chat messages for ``jet``: system, few-shot turns, then the jet."""
-        return self.chat_template.format_messages(**self.inputs(jet))
+        """The chat messages for ``jet``: system, few-shot turns, then the jet.
+
+        Equal to ``chat_template.format_messages(**inputs(jet))``, with the head formatted
+        once per set of examples (every jet of a balanced draw shares it).
+        """
+        inputs = self.inputs(jet)
+        examples = tuple(e.jet.key for e in self.examples_for(jet))
+        head = self._heads.get(examples)
+        if head is None:
+            head = self._head_template.format_messages(**inputs)
+            if len(self._heads) < _HEADS_KEPT:
+                self._heads[examples] = head
+        return [*head, *self._jet_template.format_messages(jet=inputs["jet"])]
 
     def examples_for(self, jet: Jet) -> list[Example]:
         """The few-shot examples ``jet`` gets (empty for a zero-shot template)."""
@@ -396,6 +412,8 @@ class JetPrompt:
         ]
         return hashlib.blake2b("\n".join(parts).encode(), digest_size=8).hexdigest()
 
+
+_HEADS_KEPT = 64  # example sets whose formatted head is kept (a balanced draw needs a few)
 
 _REFERENCE_JET = Jet.from_array(
     [[210.0, 0.31, 1.22, 211], [95.5, 0.33, 1.18, 22], [12.25, 0.2, 1.4, -321]]

@@ -50,6 +50,14 @@ def test_every_template_renders_every_format(name, fmt, labelled_pool):
     assert "fewer than" not in messages[0].content.lower()
 
 
+@pytest.mark.parametrize("name", ["few_shot", "few_shot_nearest", "zero_shot"])
+def test_messages_equal_the_langchain_template_for_every_jet(name, labelled_pool):
+    prompt = JetPrompt(name, examples=labelled_pool)
+    for jet, _ in labelled_pool:  # the targets among the examples get other examples
+        expected = prompt.chat_template.format_messages(**prompt.inputs(jet))
+        assert prompt.messages(jet) == expected
+
+
 def test_format_options(labelled_pool):
     jet = labelled_pool[-1][0]  # 64 constituents
     capped = render_jet(jet, JetFormat(max_particles=10))
