@@ -1,6 +1,6 @@
 """``JetTagger``: a LangChain Runnable that tags jets as quark or gluon with a reasoning LLM.
 
-One jet travels: cache lookup by key -> prompt (``format_jet`` | ``ChatPromptTemplate``) ->
+One jet travels: cache lookup by key -> ``prompt`` (the template's LangChain prompt classes) ->
 ``ChatVLLM`` -> ``parse_label`` (instructor validation; one re-ask on a malformed answer; the
 regex parser for prose) -> :class:`TagResult` -> cache store.
 
@@ -45,14 +45,14 @@ from .parsing import (
     LabelParseError,
     ParsedLabel,
     label_response_format,
+    read_answer,
     reask_messages,
     regex_label,
-    validate_answer,
 )
 from .prompts import DEFAULT_TEMPLATE, JetPrompt, PromptTemplateSpec, SelectorName
 from .results import TagError, TaggingError, TagResult, Usage
 
-__all__ = ["JetInput", "JetTagger", "read_answer"]
+__all__ = ["JetInput", "JetTagger"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,37 +60,6 @@ JetInput = Jet | np.ndarray | Mapping[str, Any]
 """A :class:`Jet`, an ``(n, 4)`` or zero-padded ``(M, 4)`` array, or a mapping with ``jet``."""
 
 _PREPARE_CHUNK = 512  # jets coerced, keyed and looked up at once by abatch_as_completed
-
-
-def read_answer(
-    content: str, finish_reason: str | None, *, allow_reask: bool
-) -> ParsedLabel | Exception:
-    """Read a label, or return the validation error the model should be re-asked with.
-
-    A truncated answer raises :class:`~vibe_jet_tagging.parsing.TruncatedAnswerError`. An
-    answer that holds JSON failing the schema is re-asked (when allowed) before any regex: the
-    model meant to answer in the schema. A prose answer goes to the regex parser first, and is
-    re-asked only if that finds nothing. Raises :class:`LabelParseError` when nothing is left.
-    """
-    try:
-        label = validate_answer(content, finish_reason)
-        return ParsedLabel(
-            label=label.label, quark_probability=label.quark_probability, step="schema"
-        )
-    except LabelParseError:
-        raise
-    except ValueError as error:  # pydantic ValidationError, instructor's JSON errors
-        schema_error: Exception = error
-    attempted_json = "{" in content
-    if attempted_json and allow_reask:
-        return schema_error
-    parsed = regex_label(content)
-    if parsed is not None:
-        return parsed
-    if allow_reask:
-        return schema_error
-    preview = content.strip().replace("\n", " ")[:160]
-    raise LabelParseError(f"no label in the answer: {preview!r}", raw=content)
 
 
 def _logprob_quark_probability(message: BaseMessage) -> float | None:
@@ -113,8 +82,8 @@ def _logprob_quark_probability(message: BaseMessage) -> float | None:
     return None
 
 
-def _server_error(exc: BaseException, url: str | None) -> TagError | None:
-    """A :class:`TagError` for an error of the model server, ``None`` for anything else."""
+def _server_error(exc: openai.APIError, url: str | None) -> TagError:
+    """The :class:`TagError` of an error of the model server."""
     where = f" at {url}" if url else ""
     if isinstance(exc, openai.APITimeoutError):
         return TagError(kind="timeout", message=f"the model server{where} did not answer in time")
@@ -132,14 +101,12 @@ def _server_error(exc: BaseException, url: str | None) -> TagError | None:
             message=f"HTTP {exc.status_code} from the model server{where}: {exc.message}",
             status=exc.status_code,
         )
-    if isinstance(exc, openai.APIError):
-        return TagError(kind="server", message=f"the model server{where} failed: {exc}")
-    return None
+    return TagError(kind="server", message=f"the model server{where} failed: {exc}")
 
 
 def _model_settings(model: BaseChatModel) -> dict[str, Any]:
     """What about the model shapes its answers (not where it is served)."""
-    if isinstance(model, ChatVLLM) or hasattr(model, "model_name"):
+    if hasattr(model, "model_name"):
         fields = (
             "model_name",
             "reasoning_effort",
@@ -210,6 +177,22 @@ class JetTagger(Runnable[JetInput, TagResult]):
         max_concurrency: int = 64,
     ) -> None:
         if isinstance(model, BaseChatModel):
+            ignored = [
+                name
+                for name, value in (
+                    ("base_url", base_url),
+                    ("temperature", temperature),
+                    ("max_tokens", max_tokens),
+                    ("timeout", timeout),
+                    ("max_retries", max_retries),
+                    ("api_key", api_key),
+                )
+                if value is not None
+            ]
+            if ignored:
+                raise ValueError(
+                    f"{', '.join(ignored)}: set these on the chat model passed as `model`"
+                )
             self.model = model
         else:
             options: dict[str, Any] = {

@@ -37,6 +37,7 @@ __all__ = [
     "TruncatedAnswerError",
     "label_response_format",
     "parse_label",
+    "read_answer",
     "reask_messages",
     "regex_label",
     "validate_answer",
@@ -226,6 +227,37 @@ def regex_label(text: str) -> ParsedLabel | None:
         quark_probability=None if probability is None else float(probability.group("p")),
         step="regex",
     )
+
+
+def read_answer(
+    content: str, finish_reason: str | None, *, allow_reask: bool
+) -> ParsedLabel | Exception:
+    """Read a label, or return the validation error the model should be re-asked with.
+
+    A truncated answer raises :class:`TruncatedAnswerError`. An
+    answer that holds JSON failing the schema is re-asked (when allowed) before any regex: the
+    model meant to answer in the schema. A prose answer goes to the regex parser first, and is
+    re-asked only if that finds nothing. Raises :class:`LabelParseError` when nothing is left.
+    """
+    try:
+        label = validate_answer(content, finish_reason)
+        return ParsedLabel(
+            label=label.label, quark_probability=label.quark_probability, step="schema"
+        )
+    except LabelParseError:
+        raise
+    except ValueError as error:  # pydantic ValidationError, instructor's JSON errors
+        schema_error: Exception = error
+    attempted_json = "{" in content
+    if attempted_json and allow_reask:
+        return schema_error
+    parsed = regex_label(content)
+    if parsed is not None:
+        return parsed
+    if allow_reask:
+        return schema_error
+    preview = content.strip().replace("\n", " ")[:160]
+    raise LabelParseError(f"no label in the answer: {preview!r}", raw=content)
 
 
 def parse_label(text: str) -> ParsedLabel:

@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from vibe_jet_tagging import LabelParseError, parse_label
-from vibe_jet_tagging.chain import read_answer
 from vibe_jet_tagging.parsing import (
     JetLabel,
     TruncatedAnswerError,
     label_response_format,
+    read_answer,
     reask_messages,
     regex_label,
     validate_answer,

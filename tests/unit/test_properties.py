@@ -23,10 +23,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from vibe_jet_tagging import LabelParseError, parse_label
-from vibe_jet_tagging.chain import read_answer
 from vibe_jet_tagging.data import JetDataset, dataset_from_arrays
 from vibe_jet_tagging.jets import Jet
-from vibe_jet_tagging.parsing import ParsedLabel, TruncatedAnswerError, regex_label
+from vibe_jet_tagging.parsing import ParsedLabel, TruncatedAnswerError, read_answer, regex_label
 
 pytestmark = pytest.mark.filterwarnings("ignore:Casting complex values to real")
 

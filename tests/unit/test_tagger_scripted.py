@@ -150,3 +150,8 @@ def test_key_ignores_padding_and_row_order_but_not_values(jet):
     changed = x.copy()
     changed[3, 0] += 1e-9
     assert t.key_for(Jet.from_array(changed)) != t.key_for(jet)
+
+
+def test_request_settings_beside_a_model_object_are_refused_not_ignored():
+    with pytest.raises(ValueError, match="base_url, timeout: set these on the chat model"):
+        JetTagger(scripted(), base_url="http://x/v1", timeout=3, template="zero_shot")
