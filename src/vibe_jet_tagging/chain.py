@@ -309,9 +309,9 @@ class JetTagger(Runnable[JetInput, TagResult]):
             **fields,
         )
 
-    def _read(self, message: AIMessage, allow_reask: bool = True) -> ParsedLabel | Exception:
+    def _read(self, message: AIMessage) -> ParsedLabel | Exception:
         finish = (message.response_metadata or {}).get("finish_reason")
-        return read_answer(message.text, finish, allow_reask=allow_reask and self.reask)
+        return read_answer(message.text, finish, allow_reask=self.reask)
 
     def _read_reask(self, first: AIMessage, second: AIMessage) -> tuple[ParsedLabel, AIMessage]:
         """The label after a re-ask, and the answer it was read from."""
@@ -409,8 +409,9 @@ class JetTagger(Runnable[JetInput, TagResult]):
         if pending is not None:
             try:
                 result = await asyncio.shield(pending)
-            except TaggingError as exc:
-                raise TaggingError(exc.result.model_copy(update={"index": jet.index})) from None
+            except TaggingError as exc:  # the copy cost nothing: the original holds the usage
+                copy = {"index": jet.index, "usage": Usage(), "latency": 0.0}
+                raise TaggingError(exc.result.model_copy(update=copy)) from None
             return result.model_copy(update={"cached": True, "index": jet.index})
         future: asyncio.Future[TagResult] = asyncio.get_running_loop().create_future()
         inflight[key] = future

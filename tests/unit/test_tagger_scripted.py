@@ -155,3 +155,11 @@ def test_key_ignores_padding_and_row_order_but_not_values(jet):
 def test_request_settings_beside_a_model_object_are_refused_not_ignored():
     with pytest.raises(ValueError, match="base_url, timeout: set these on the chat model"):
         JetTagger(scripted(), base_url="http://x/v1", timeout=3, template="zero_shot")
+
+
+def test_a_failed_jet_repeated_in_a_batch_is_paid_once(jet):
+    model = scripted("no idea", "still none")
+    outcomes = tagger(model).batch([jet, jet.constituents], return_exceptions=True)
+    assert all(isinstance(o, TaggingError) for o in outcomes)
+    assert sorted(o.result.usage.requests for o in outcomes) == [0, 2]
+    assert len(model.asked) == 2  # one jet, asked and re-asked once
