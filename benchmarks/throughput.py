@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import openai
@@ -25,6 +26,48 @@ from vibe_jet_tagging.emulator import EmulatedServer
 TARGET = 0.95
 
 
+async def timed(
+    server: EmulatedServer,
+    label: str,
+    k: int,
+    n: int,
+    latency: float,
+    warm_up: Callable[[], Awaitable[int]],
+    run: Callable[[], Awaitable[int]],
+) -> dict[str, Any]:
+    """Warm up at no latency (connections, imports), then time ``run`` at ``latency``.
+
+    ``warm_up`` and ``run`` return how many jets got an answer.
+    """
+    server.configure(max_num_seqs=k, ttft=0.0, itl=0.0)
+    await warm_up()
+    server.configure(ttft=latency)
+    server.reset_stats()
+    pid = server_pid(server)
+    cpu0, server0, t0 = time.process_time(), server_cpu(pid), time.perf_counter()
+    labelled = await run()
+    wall = time.perf_counter() - t0
+    cpu, server_seconds = time.process_time() - cpu0, server_cpu(pid) - server0
+    stats = server.stats()
+    ideal = math.ceil(n / k) * latency
+    return {
+        "template": label,
+        "k": k,
+        "n": n,
+        "latency_s": latency,
+        "ideal_s": ideal,
+        "wall_s": wall,
+        "achieved_over_ideal": ideal / wall,
+        "labelled": labelled,
+        "requests": stats["requests_total"],
+        "max_running": stats["max_running"],
+        "client_cpu_ms_per_jet": 1e3 * cpu / n,
+        "client_cpu_share": cpu / wall,
+        "server_cpu_ms_per_jet": 1e3 * server_seconds / n,
+        "met": None,
+    }
+
+
 async def measure(
     server: EmulatedServer, template: str, k: int, n: int, latency: float, offset: int
 ) -> dict[str, Any]:
@@ -32,35 +75,23 @@ async def measure(
     tagger = JetTagger(
         server.model, base_url=server.base_url, template=template, cache=None, max_concurrency=k
     )
-    # Warm up: open the connections, import what the first call imports.
-    server.configure(max_num_seqs=k, ttft=0.0, itl=0.0)
-    await tagger.abatch(PerturbedJets(k, offset=offset + n), return_exceptions=True)
-    server.configure(ttft=latency)
+
+    async def tag(jets: Any) -> int:
+        results = await tagger.abatch(jets, return_exceptions=True)
+        return sum(getattr(r, "ok", False) for r in results)
+
     jets = list(PerturbedJets(n, offset=offset))
-    server.reset_stats()
-    pid = server_pid(server)
-    cpu0, server0, t0 = time.process_time(), server_cpu(pid), time.perf_counter()
-    results = await tagger.abatch(jets, return_exceptions=True)
-    wall = time.perf_counter() - t0
-    cpu, server_seconds = time.process_time() - cpu0, server_cpu(pid) - server0
-    stats = server.stats()
-    ideal = math.ceil(n / k) * latency
-    return {
-        "template": template,
-        "k": k,
-        "n": n,
-        "latency_s": latency,
-        "ideal_s": ideal,
-        "wall_s": wall,
-        "achieved_over_ideal": ideal / wall,
-        "labelled": sum(getattr(r, "ok", False) for r in results),
-        "requests": stats["requests_total"],
-        "max_running": stats["max_running"],
-        "client_cpu_ms_per_jet": 1e3 * cpu / n,
-        "client_cpu_share": cpu / wall,
-        "server_cpu_ms_per_jet": 1e3 * server_seconds / n,
-        "met": ideal / wall >= TARGET if (k, latency) == (256, 1.0) else None,
-    }
+    row = await timed(
+        server,
+        template,
+        k,
+        n,
+        latency,
+        lambda: tag(PerturbedJets(k, offset=offset + n)),
+        lambda: tag(jets),
+    )
+    row["met"] = row["achieved_over_ideal"] >= TARGET if (k, latency) == (256, 1.0) else None
+    return row
 
 
 async def measure_bare(
@@ -76,6 +107,9 @@ async def measure_bare(
             completion = await client.chat.completions.create(**payload)
             return bool(completion.choices[0].message.content)
 
+    async def send(bodies: list[dict[str, Any]]) -> int:
+        return sum(await asyncio.gather(*(one(p) for p in bodies)))
+
     def payloads(jets: PerturbedJets) -> list[dict[str, Any]]:
         return [
             reference.model._get_request_payload(
@@ -84,35 +118,21 @@ async def measure_bare(
             for jet in jets
         ]
 
-    server.configure(max_num_seqs=k, ttft=0.0, itl=0.0)
-    await asyncio.gather(*(one(p) for p in payloads(PerturbedJets(k, offset=offset + n))))
-    server.configure(ttft=latency)
-    bodies = payloads(PerturbedJets(n, offset=offset))
-    server.reset_stats()
-    pid = server_pid(server)
-    cpu0, server0, t0 = time.process_time(), server_cpu(pid), time.perf_counter()
-    answered = sum(await asyncio.gather(*(one(p) for p in bodies)))
-    wall = time.perf_counter() - t0
-    cpu, server_seconds = time.process_time() - cpu0, server_cpu(pid) - server0
+    warm, bodies = (
+        payloads(PerturbedJets(k, offset=offset + n)),
+        payloads(PerturbedJets(n, offset=offset)),
+    )
+    row = await timed(
+        server,
+        f"{template} (bare openai)",
+        k,
+        n,
+        latency,
+        lambda: send(warm),
+        lambda: send(bodies),
+    )
     await client.close()
-    stats = server.stats()
-    ideal = math.ceil(n / k) * latency
-    return {
-        "template": f"{template} (bare openai)",
-        "k": k,
-        "n": n,
-        "latency_s": latency,
-        "ideal_s": ideal,
-        "wall_s": wall,
-        "achieved_over_ideal": ideal / wall,
-        "labelled": answered,
-        "requests": stats["requests_total"],
-        "max_running": stats["max_running"],
-        "client_cpu_ms_per_jet": 1e3 * cpu / n,
-        "client_cpu_share": cpu / wall,
-        "server_cpu_ms_per_jet": 1e3 * server_seconds / n,
-        "met": None,
-    }
+    return row
 
 
 async def main(quick: bool) -> list[dict[str, Any]]:
