@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import jsonschema
+
 __all__ = [
     "Decisive",
     "SchemaError",
@@ -331,17 +333,13 @@ def instance_for_schema(
 def answer_for_schema(
     schema: Any, *, is_quark: bool, quark_probability: float, multiplicity: int | None = None
 ) -> Any:
-    """:func:`instance_for_schema`, checked against the schema with ``jsonschema`` if installed.
+    """:func:`instance_for_schema`, checked against the schema with ``jsonschema``.
 
     Raises :class:`SchemaError` when the schema is invalid or the value does not satisfy it.
     """
     value = instance_for_schema(
         schema, is_quark=is_quark, quark_probability=quark_probability, multiplicity=multiplicity
     )
-    try:
-        import jsonschema
-    except ImportError:  # pragma: no cover - optional: the test extra installs it
-        return value
     try:
         validator = jsonschema.validators.validator_for(schema)
         validator.check_schema(schema)
