@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ServerError", "VJTError"]
+__all__ = ["ModelNotServedError", "ServerError", "VJTError"]
 
 
 class VJTError(Exception):
@@ -15,3 +15,11 @@ class ServerError(VJTError):
     def __init__(self, message: str, *, url: str | None = None) -> None:
         super().__init__(message)
         self.url = url
+
+
+class ModelNotServedError(ServerError):
+    """The server answers but does not serve the model asked for; ``served`` lists what it does."""
+
+    def __init__(self, message: str, *, url: str, served: list[str]) -> None:
+        super().__init__(message, url=url)
+        self.served = served

@@ -31,7 +31,7 @@ from langchain_openai import ChatOpenAI
 from langchain_openai._compat import httpx  # the httpx flavour the openai SDK uses
 from pydantic import Field, SecretStr, model_validator
 
-from .errors import ServerError
+from .errors import ModelNotServedError, ServerError
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -235,8 +235,9 @@ def check_server(base_url: str, model: str, api_key: str = "EMPTY") -> list[str]
     """Check that ``base_url`` is reachable and serves ``model``; returns the served models."""
     models = served_models(base_url, api_key)
     if model not in models:
-        raise ServerError(
+        raise ModelNotServedError(
             f"the server at {base_url} does not serve {model!r}; it serves: {', '.join(models)}",
             url=base_url,
+            served=models,
         )
     return models

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .errors import VJTError
-from .results import TaggingError, TagResult
+from .results import TagError, TaggingError, TagResult, Usage
 from .usage import Price, usage_totals
 
 __all__ = [
@@ -135,7 +135,6 @@ def result_row(
 
 def row_result(row: Mapping[str, Any]) -> TagResult:
     """A :class:`TagResult` with the fields a row keeps (for totals over rows)."""
-    from .results import TagError, Usage
 
     error = None
     if row.get("error") is not None:

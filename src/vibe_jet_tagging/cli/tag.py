@@ -143,24 +143,25 @@ def server(
     A real server is checked first (reachable, serves the model); one that turns out to be
     the emulated server is treated as such.
     """
-    from ..errors import ServerError
-    from ..model import served_models
+    from ..errors import ModelNotServedError, ServerError
+    from ..model import check_server
 
     if not emulate:
         url, model = settings.base_url, settings.model
         try:
-            served = served_models(url, settings.api_key.get_secret_value())
+            check_server(url, model, settings.api_key.get_secret_value())
+        except ModelNotServedError as exc:
+            raise CLIError(
+                f"the server at {url} does not serve the model {model!r}; it serves "
+                f"{', '.join(map(repr, exc.served)) or 'nothing'}: pass one with --model "
+                "(VJT_MODEL)"
+            ) from None
         except ServerError as exc:
             raise CLIError(
                 f"{exc}. Start vLLM there (`vllm serve {model}`) or point --base-url "
                 "(VJT_BASE_URL) at a running server, or pass --emulate to use the built-in "
                 "emulated server."
             ) from None
-        if model not in served:
-            raise CLIError(
-                f"the server at {url} does not serve the model {model!r}; it serves "
-                f"{', '.join(map(repr, served)) or 'nothing'}: pass one with --model (VJT_MODEL)"
-            )
         yield Backend(url, _is_emulator(url))
         return
     from ..emulator import EmulatedServer
