@@ -18,7 +18,7 @@ __all__ = ["app", "main"]
 
 def _register() -> None:
     # Each module adds its commands to ``app``.
-    from . import cache, data, serve, tag, templates  # noqa: F401
+    from . import cache, compare, data, demo, evaluate, serve, tag, templates  # noqa: F401
 
 
 def _setup_logging() -> None:

@@ -23,8 +23,9 @@ from rich.table import Table
 from rich.text import Text
 
 from .app import CLIError, app, console
+from .run import open_jets
 
-__all__ = ["baselines", "generate", "open_jets"]
+__all__ = ["baselines", "generate"]
 
 
 class _RateColumn(ProgressColumn):
@@ -33,18 +34,6 @@ class _RateColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
         return Text("-- jets/s" if speed is None else f"{speed:.1f} jets/s", style="cyan")
-
-
-def open_jets(jets: str) -> Any:
-    """The data set named on the command line: ``sample`` or a path (file or folder)."""
-    from ..data import load_jets, load_sample
-
-    if jets == "sample":
-        return load_sample()
-    path = Path(jets)
-    if not path.exists():
-        raise CLIError(f"{jets}: no such file or folder (or use 'sample' for the bundled jets)")
-    return load_jets(path)
 
 
 @app.command()

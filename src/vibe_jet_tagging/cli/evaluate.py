@@ -1,0 +1,60 @@
+"""``vjt evaluate``: metrics, baselines, usage and plots of a results file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from .app import CLIError, app
+from .render import print_report
+from .run import open_jets, say
+
+
+def _dataset_for(rows: list[dict[str, Any]], jets: str | None) -> Any:
+    """The jets results index: ``--jets``, else the source the rows recorded (if found)."""
+    from ..data import load_jets, load_sample
+
+    if jets is not None:
+        return open_jets(jets)
+    source = rows[0].get("source")
+    if source == "sample":
+        return load_sample()
+    if source and Path(source).exists():
+        return load_jets(source)
+    say(f"[yellow]jets {source!r} not found: no baselines (pass --jets)[/]")
+    return None
+
+
+def evaluate_file(results: Path, out: Path, jets: str | None = None) -> dict[str, Any]:
+    """Build, print and write the report of a results file; returns the report."""
+    from ..report import build_report, read_rows, save_report, write_plots
+
+    rows = read_rows(results)
+    if not rows:
+        raise CLIError(f"{results}: no result rows")
+    report = build_report(rows, _dataset_for(rows, jets))
+    out.mkdir(parents=True, exist_ok=True)
+    save_report(report, out / "report.json")
+    plots = write_plots(report, out)
+    print_report(report)
+    say(f"report: {escape(str(out / 'report.json'))}")
+    for plot in plots:
+        say(f"plot:   {escape(str(plot))}")
+    return report
+
+
+@app.command()
+def evaluate(
+    results: Annotated[Path, typer.Argument(help="A results file from vjt tag.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for report.json and plots.")] = Path(
+        "vjt-out"
+    ),
+    jets: Annotated[
+        str | None, typer.Option(help="The jets the results index (default: as recorded).")
+    ] = None,
+) -> None:
+    """Metrics with intervals beside the baselines, usage and latency; report.json and plots."""
+    evaluate_file(results, out, jets)

@@ -1,0 +1,38 @@
+"""The options the commands share, each with its help text and environment variable.
+
+Help texts use rich markup, so a literal ``[`` is written ``\\[``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+JetsArg = Annotated[
+    str,
+    typer.Argument(help="An EnergyFlow-format .npz file, a folder of QG_jets*.npz, or 'sample'."),
+]
+BaseUrl = Annotated[str | None, typer.Option(help="The vLLM server \\[env VJT_BASE_URL].")]
+Model = Annotated[str | None, typer.Option(help="Served model name \\[env VJT_MODEL].")]
+Effort = Annotated[
+    str | None, typer.Option(help="Reasoning effort: low, medium or high \\[env VJT_EFFORT].")
+]
+Template = Annotated[
+    str | None, typer.Option(help="Prompt template name or YAML path \\[env VJT_TEMPLATE].")
+]
+Shots = Annotated[int | None, typer.Option(help="Few-shot examples (overrides the template).")]
+Concurrency = Annotated[
+    int | None, typer.Option(help="Requests in flight at once \\[env VJT_CONCURRENCY].")
+]
+Limit = Annotated[int | None, typer.Option(help="Tag only this many jets.")]
+Balanced = Annotated[
+    bool, typer.Option(help="With --limit: a seeded balanced quark/gluon subset, not the first N.")
+]
+Seed = Annotated[int | None, typer.Option(help="Seed of the model, the examples and subsets.")]
+Emulate = Annotated[
+    bool,
+    typer.Option(help="Start the built-in emulated vLLM server (a physics heuristic, not an LLM)."),
+]
+NoCache = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")]
+Refresh = Annotated[bool, typer.Option("--refresh", help="Ask again even for cached jets.")]
