@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .app import CLIError, console
+from .breaker import Breaker, RunStopped
 from .cache import cache_root, results_dir
 
 _EMULATED = "answers from a physics heuristic, not a language model"
@@ -88,19 +89,6 @@ class Backend:
             say(f"[dim]emulated vLLM server on {escape(self.url)} ({_EMULATED})[/]")
 
 
-def _is_emulator(base_url: str) -> bool:
-    """Whether the server at ``base_url`` says it is this package's emulated server."""
-    import httpx
-
-    root = base_url.rstrip("/")
-    root = root.removesuffix("/v1")
-    try:
-        version = httpx.get(f"{root}/version", timeout=5).json().get("version", "")
-    except (httpx.HTTPError, ValueError, AttributeError):
-        return False
-    return isinstance(version, str) and version.startswith("emulated")
-
-
 @contextlib.contextmanager
 def server(
     emulate: bool, settings: Any, *, models: list[str] | None = None, **emulator_options: Any
@@ -111,12 +99,13 @@ def server(
     the emulated server is treated as such.
     """
     from ..errors import ModelNotServedError, ServerError
-    from ..model import check_server
+    from ..server_info import fetch_server_info
 
     if not emulate:
         url, model = settings.base_url, settings.model
         try:
-            check_server(url, model, settings.api_key.get_secret_value())
+            info = fetch_server_info(url, settings.api_key.get_secret_value())
+            info.require(model)
         except ModelNotServedError as exc:
             raise CLIError(
                 f"the server at {url} does not serve the model {model!r}; it serves "
@@ -129,7 +118,7 @@ def server(
                 "(VJT_BASE_URL) at a running server, or pass --emulate to use the built-in "
                 "emulated server."
             ) from None
-        yield Backend(url, _is_emulator(url))
+        yield Backend(url, info.emulated)
         return
     from ..emulator import EmulatedServer
 
@@ -157,6 +146,7 @@ def make_tagger(
         effort=settings.effort,
         temperature=settings.temperature,
         seed=settings.seed,
+        max_tokens=settings.max_tokens,
         timeout=settings.timeout,
         max_retries=settings.max_retries,
         api_key=settings.api_key.get_secret_value(),
@@ -202,10 +192,6 @@ class RunStats:
             if self.tokens >= scale or scale == 1
         )
         return f"{self.errors} err · {self.cache_hits} cached · {tokens} tok · {rate:.1f} jets/s"
-
-
-class _ServerGone(Exception):
-    """Many jets in a row could not reach the server: stop instead of failing them all."""
 
 
 def _resumable(
@@ -273,7 +259,7 @@ def tag_to_file(
     todo = [p for p in range(len(selection)) if p not in kept]
     stats = RunStats(resumed=len(kept))
     jets = selection[np.array(todo, dtype=np.intp)] if todo else []
-    streak_limit = max(tagger.max_concurrency, 1) + 10
+    breaker = Breaker(streak=max(tagger.max_concurrency, 1) + 10)
 
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -285,7 +271,6 @@ def tag_to_file(
     )
 
     async def stream() -> None:
-        streak = 0
         async for i, outcome in tagger.abatch_as_completed(jets, return_exceptions=True):
             p = todo[i]
             row = result_row(
@@ -299,9 +284,7 @@ def tag_to_file(
             writer.write(row)
             stats.add(row)
             progress.update(task, advance=1, stats=stats.line())
-            streak = streak + 1 if row.get("error_kind") == "connection" else 0
-            if streak >= streak_limit:
-                raise _ServerGone(row["error"])
+            breaker.observe(row)
 
     try:
         with JsonlWriter(output, kept.values()) as writer, progress:
@@ -315,11 +298,10 @@ def tag_to_file(
             f"are in {escape(str(output))}; rerun the same command to resume"
         )
         raise
-    except _ServerGone as exc:
+    except RunStopped as exc:
         raise CLIError(
-            f"{exc} (stopped after {streak_limit} jets in a row failed); "
-            f"{stats.resumed + stats.done - stats.errors} jets are tagged in {output}: rerun "
-            "the same command to resume"
+            f"stopped: {exc}; {stats.resumed + stats.done - stats.errors} jets are tagged in "
+            f"{output} (kept): fix the cause and rerun the same command to resume"
         ) from None
     return stats
 
