@@ -123,10 +123,17 @@ def build(force: bool = False) -> dict:
     model_dir = root / "model"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     _run([py, "-c", _CONVERT, str(model_dir)], env=env)
-    version = subprocess.run(
-        [py, "-c", "import vllm; print(vllm.__version__)"],
-        check=True, capture_output=True, text=True, env=env,
-    ).stdout.strip().splitlines()[-1]
+    version = (
+        subprocess.run(
+            [py, "-c", "import vllm; print(vllm.__version__)"],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     data = {
         "stamp_version": STAMP_VERSION,
         "vllm": version,
