@@ -243,10 +243,13 @@ class LocalLLMClassifier(ClassifierMixin, BaseEstimator):
 
     # -- predictions -----------------------------------------------------------------------------
 
-    async def _aresults(self, X: Any, use_async: bool) -> list[TagResult]:
-        """Every jet's result: kept answers, then one tagger batch for the rest."""
+    def _jets(self, X: Any) -> list[Jet]:
+        """``X`` as jets (in the caller's thread), once the estimator is fitted."""
         check_is_fitted(self)
-        jets = jets_of(X)
+        return jets_of(X)
+
+    async def _aresults(self, jets: list[Jet], use_async: bool) -> list[TagResult]:
+        """Every jet's result: kept answers, then one tagger batch for the rest."""
         results: list[TagResult | None] = [None] * len(jets)
         todo: list[int] = []
         for i, jet in enumerate(jets):
@@ -286,7 +289,7 @@ class LocalLLMClassifier(ClassifierMixin, BaseEstimator):
         self, X: Any, *, use_async: bool = True, verbose: bool | None = None
     ) -> list[TagResult]:
         """Every jet's :class:`TagResult` (errors included), recorded in ``results_``."""
-        results = await self._aresults(X, use_async)
+        results = await self._aresults(self._jets(X), use_async)
         self._record(results, verbose)
         return results
 
@@ -294,7 +297,7 @@ class LocalLLMClassifier(ClassifierMixin, BaseEstimator):
         self, X: Any, *, use_async: bool = True, verbose: bool | None = None
     ) -> list[TagResult]:
         """Sync :meth:`atag`."""
-        results = run_sync(self._aresults(X, use_async))
+        results = run_sync(self._aresults(self._jets(X), use_async))
         self._record(results, verbose)
         return results
 
