@@ -237,6 +237,7 @@ def test_pickled_estimator_keeps_its_answers(emulator):
 # -- scikit-learn tools ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cross_val_score_asks_once_per_jet(emulator):
     X, y = JETS.padded(), JETS.labels
     emulator.reset_stats()
@@ -255,6 +256,7 @@ def unflatten(X: np.ndarray) -> np.ndarray:
     return X.reshape(len(X), -1, 4)
 
 
+@pytest.mark.slow
 def test_pipeline_with_a_transformer_that_reshapes_the_jets(emulator):
     flat = JETS.padded().reshape(24, -1)  # jets stored as 2-D rows
     pipe = make_pipeline(FunctionTransformer(unflatten), classifier(emulator))
@@ -271,6 +273,7 @@ def test_pipeline_with_a_transformer_that_reshapes_the_jets(emulator):
     assert_same_answers(predictions, proba)
 
 
+@pytest.mark.slow
 def test_grid_search_over_effort_and_template(emulator):
     grid = {"reasoning_effort": ["low", "medium"], "template": ["zero_shot", "few_shot"]}
     search = GridSearchCV(
