@@ -92,6 +92,8 @@ def stamp(root: Path | None = None) -> dict | None:
         return None
     if data.get("stamp_version") != STAMP_VERSION or not _python(root or home()).exists():
         return None
+    if data.get("requirements") != [VLLM, SMOLLM, *EXTRA]:  # built for other versions
+        return None
     return data
 
 
