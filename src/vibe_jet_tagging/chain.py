@@ -54,7 +54,7 @@ from .parsing import (
 )
 from .prompts import DEFAULT_TEMPLATE, JetPrompt, PromptTemplateSpec, SelectorName
 from .results import TagError, TaggingError, TagResult, Usage
-from .server_info import ServerInfo, fetch_server_info
+from .server_info import ServerInfo, fetch_pool_info
 
 __all__ = ["JetInput", "JetTagger"]
 
@@ -87,7 +87,13 @@ def _logprob_quark_probability(message: BaseMessage) -> float | None:
 
 
 def _server_error(exc: openai.APIError, url: str | None) -> TagError:
-    """The :class:`TagError` of an error of the model server."""
+    """The :class:`TagError` of an error of the model server.
+
+    Names the server the failed request went to (with several servers, not always ``url``).
+    """
+    request = getattr(exc, "request", None)
+    if request is not None:
+        url = str(request.url).removesuffix("/chat/completions")
     where = f" at {url}" if url else ""
     if isinstance(exc, openai.APITimeoutError):
         return TagError(kind="timeout", message=f"the model server{where} did not answer in time")
@@ -132,7 +138,10 @@ class JetTagger(Runnable[JetInput, TagResult]):
     Args:
         model: a model name served by vLLM (default ``openai/gpt-oss-120b``), or any LangChain
             chat model (e.g. a configured :class:`ChatVLLM`).
-        base_url: the server's OpenAI-compatible URL (default ``http://localhost:8000/v1``).
+        base_url: the server's OpenAI-compatible URL (default ``http://localhost:8000/v1``),
+            or a list of servers of the same model: each request goes to the one with the
+            fewest in flight, and one that fails is set aside for a while
+            (:class:`~vibe_jet_tagging.endpoints.EndpointPool`).
         effort: reasoning effort, ``"low"``, ``"medium"`` or ``"high"``.
         temperature, seed: sampling settings sent to the server (``seed`` also draws the
             few-shot examples).
@@ -160,7 +169,7 @@ class JetTagger(Runnable[JetInput, TagResult]):
         self,
         model: str | BaseChatModel = DEFAULT_MODEL,
         *,
-        base_url: str | None = None,
+        base_url: str | Sequence[str] | None = None,
         effort: Effort | None = "medium",
         temperature: float | None = None,
         seed: int | None = None,
@@ -271,11 +280,23 @@ class JetTagger(Runnable[JetInput, TagResult]):
             with self._server_lock:
                 if self._server_info is None:
                     key = self.model.openai_api_key
-                    self._server_info = fetch_server_info(
-                        self.base_url or DEFAULT_BASE_URL,
+                    self._server_info = fetch_pool_info(
+                        self.base_urls,
                         key.get_secret_value() if key is not None else None,
+                        self.model_name,
                     )
         return self._server_info
+
+    @property
+    def base_urls(self) -> list[str]:
+        """Every server the model spreads its requests over (one unless given a list)."""
+        pool = getattr(self.model, "endpoint_pool", None)
+        return pool.base_urls if pool is not None else [self.base_url or DEFAULT_BASE_URL]
+
+    def endpoint_stats(self) -> list[dict[str, Any]]:
+        """Requests sent, answered and failed per server (several servers: see ``base_url``)."""
+        pool = getattr(self.model, "endpoint_pool", None)
+        return pool.stats() if pool is not None else []
 
     def _options(self) -> dict[str, Any]:
         """Keyword arguments of every model call (built once, after the server is known)."""

@@ -31,6 +31,7 @@ from langchain_openai import ChatOpenAI
 from langchain_openai._compat import httpx  # the httpx flavour the openai SDK uses
 from pydantic import Field, SecretStr, model_validator
 
+from .endpoints import EndpointPool, PoolTransport
 from .server_info import fetch_server_info
 
 __all__ = [
@@ -150,6 +151,30 @@ class ChatVLLM(ChatOpenAI):
     stream_usage: bool | None = True
     http_async_client: Any | None = Field(default_factory=_loop_safe_async_client, exclude=True)
     """Default: connection pools per event loop (see ``_PerLoopTransport``)."""
+
+    endpoint_pool: EndpointPool | None = Field(default=None, exclude=True)
+    """Set when ``base_url`` is a list of servers: requests spread over them (see
+    :class:`~vibe_jet_tagging.endpoints.EndpointPool`)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _several_servers(cls, values: Any) -> Any:
+        """``base_url=[...]``: one client over several servers of the same model."""
+        if not isinstance(values, dict):
+            return values
+        name = next((n for n in ("base_url", "openai_api_base") if n in values), None)
+        urls = values.get(name) if name else None
+        if isinstance(urls, list | tuple):
+            if len(urls) == 1:
+                values[name] = urls[0]
+            else:
+                pool = EndpointPool(urls)
+                values = {**values, name: pool.base_urls[0], "endpoint_pool": pool}
+                values["http_async_client"] = openai.DefaultAsyncHttpxClient(
+                    transport=PoolTransport(pool, _PerLoopTransport())
+                )
+                values["http_client"] = openai.DefaultHttpxClient(transport=PoolTransport(pool))
+        return values
 
     @model_validator(mode="after")
     def _chat_completions_only(self) -> ChatVLLM:
