@@ -18,9 +18,9 @@ import math
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import openai
@@ -55,6 +55,10 @@ from .parsing import (
 from .prompts import DEFAULT_TEMPLATE, JetPrompt, PromptTemplateSpec, SelectorName
 from .results import TagError, TaggingError, TagResult, Usage
 from .server_info import ServerInfo, fetch_pool_info
+
+if TYPE_CHECKING:
+    from .batchfiles import Constraint
+    from .batchread import BatchOutput
 
 __all__ = ["JetInput", "JetTagger"]
 
@@ -300,16 +304,25 @@ class JetTagger(Runnable[JetInput, TagResult]):
 
     def _options(self) -> dict[str, Any]:
         """Keyword arguments of every model call (built once, after the server is known)."""
-        if self._call_options is not None:
-            return self._call_options
+        if self._call_options is None:
+            info = None
+            if self.structured_output and isinstance(self.model, BaseChatOpenAI):
+                info = self.server_info()
+            self._call_options = self.call_options(
+                structured_outputs=info is not None and info.structured_outputs
+            )
+        return self._call_options
+
+    def call_options(self, *, structured_outputs: bool) -> dict[str, Any]:
+        """Keyword arguments of a model call, for a server that takes vLLM's
+        ``structured_outputs`` (vLLM >= 0.10.2, the emulator) or one that does not."""
         options: dict[str, Any] = {}
         if self.structured_output:
             if isinstance(self.model, BaseChatOpenAI):
                 # In the body as is: ChatOpenAI would send a response_format through the SDK's
                 # slower `parse` path, which adds ~1 ms of CPU per request and gains nothing
                 # here (the answer is validated by instructor below).
-                info = self.server_info()
-                if info is not None and info.structured_outputs:
+                if structured_outputs:
                     # vLLM's grammar for a JSON schema allows any whitespace, which a small
                     # model can fill to max_tokens; a compact-JSON regex cannot run away.
                     # Not beside response_format: vLLM would count two constraints.
@@ -321,7 +334,6 @@ class JetTagger(Runnable[JetInput, TagResult]):
                 options["response_format"] = label_response_format()
         if self.logprobs:
             options.update(logprobs=True, top_logprobs=5)
-        self._call_options = options
         return options
 
     def _settings_key(self) -> str:
@@ -362,6 +374,7 @@ class JetTagger(Runnable[JetInput, TagResult]):
             model=self.model_name,
             effort=self.effort,
             template=self.prompt.template.name,
+            settings=self.settings_key,
             **fields,
         )
 
@@ -640,3 +653,29 @@ class JetTagger(Runnable[JetInput, TagResult]):
         yield from iterate_sync(
             self.abatch_as_completed(inputs, config, return_exceptions=return_exceptions)
         )
+
+    # -- offline batch files (see batchfiles) ----------------------------------------------------
+
+    def batch_requests(
+        self, jets: Iterable[JetInput], *, constraint: Constraint = "regex", reasks: Any = None
+    ) -> Iterator[dict[str, Any]]:
+        """Request lines for ``vllm run-batch`` / the OpenAI Batch API, one per jet to ask.
+
+        Each body is what this tagger sends over HTTP; ``custom_id`` is the cache key. Cached
+        jets and repeated keys are left out. ``constraint``: ``"regex"`` (vLLM's
+        ``structured_outputs``, the default), ``"response_format"``, or ``"server"`` (ask the
+        server which). With ``reasks`` (from :meth:`read_batch_output`), their re-ask lines.
+        """
+        from .batchfiles import batch_requests
+
+        return batch_requests(self, jets, constraint=constraint, reasks=reasks)
+
+    def read_batch_output(
+        self, lines: Any, jets: Sequence[JetInput], *, cache: bool = True
+    ) -> BatchOutput:
+        """Results of ``jets`` from batch output lines (a file, files, or lines), parsed as
+        this tagger parses answers; failed lines are errors, re-asks are listed, successes
+        go to the cache. See :func:`~vibe_jet_tagging.batchfiles.read_batch_output`."""
+        from .batchread import read_batch_output
+
+        return read_batch_output(self, lines, jets, cache=cache)

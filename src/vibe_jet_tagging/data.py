@@ -450,6 +450,17 @@ class JetDataset:
         """The first ``n`` jets (all of them if fewer)."""
         return self[: max(int(n), 0)]
 
+    def shard(self, k: int, n: int) -> JetDataset:
+        """Part ``k`` of ``n`` (``0 <= k < n``): a contiguous block of about ``len / n`` jets.
+
+        The ``n`` parts are disjoint and cover every jet, in order; blocks keep a folder's
+        shards reading few of its files.
+        """
+        if n < 1 or not 0 <= k < n:
+            raise ValueError(f"shard {k}/{n}: need 0 <= K < N (K counts from 0)")
+        size = len(self)
+        return self[k * size // n : (k + 1) * size // n]
+
 
 # -- loading --------------------------------------------------------------------------------
 

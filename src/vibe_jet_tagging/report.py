@@ -72,6 +72,10 @@ ROW_FIELDS = (
     "key",
     "source",
     "backend",
+    "jet_key",
+    "settings",
+    "finish_reason",
+    "requests",
 )
 
 
@@ -126,6 +130,10 @@ def result_row(
         "key": r.key,
         "source": source,
         "backend": backend,
+        "jet_key": r.jet_key,
+        "settings": r.settings,
+        "finish_reason": r.finish_reason,
+        "requests": r.usage.requests,
     }
     if reasoning:
         row["reasoning"] = r.reasoning
@@ -134,14 +142,19 @@ def result_row(
 
 
 def row_result(row: Mapping[str, Any]) -> TagResult:
-    """A :class:`TagResult` with the fields a row keeps (for totals over rows)."""
+    """A :class:`TagResult` with the fields a row keeps (for totals, and the cache).
+
+    Rows of older files lack ``jet_key``, ``settings``, ``finish_reason`` and ``requests``
+    (then one request unless cached); the reasoning and answer are there with ``--reasoning``.
+    """
 
     error = None
     if row.get("error") is not None:
         error = TagError(kind=row.get("error_kind") or "server", message=row["error"])
+    requests = row.get("requests")
     return TagResult(
         index=row.get("index"),
-        jet_key="",
+        jet_key=row.get("jet_key") or "",
         key=row.get("key") or "",
         label=row.get("label"),
         quark_probability=row.get("quark_probability"),
@@ -151,12 +164,17 @@ def row_result(row: Mapping[str, Any]) -> TagResult:
             output_tokens=row.get("output_tokens") or 0,
             reasoning_tokens=row.get("reasoning_tokens") or 0,
             reasoning_estimated=bool(row.get("reasoning_estimated")),
-            requests=0 if row.get("cached") else 1,
+            requests=requests if isinstance(requests, int) else 0 if row.get("cached") else 1,
         ),
         latency=row.get("latency") or 0.0,
         model=row.get("model") or "",
         effort=row.get("effort"),
         template=row.get("template") or "",
+        settings=row.get("settings"),
+        logprob_quark_probability=row.get("logprob_quark_probability"),
+        finish_reason=row.get("finish_reason"),
+        answer=row.get("answer"),
+        reasoning=row.get("reasoning"),
         cached=bool(row.get("cached")),
         error=error,
     )

@@ -102,6 +102,9 @@ class TagResult(BaseModel):
     model: str = ""
     effort: str | None = None
     template: str = ""
+    settings: str | None = Field(
+        None, description="the tagger's settings key: results with the same one are comparable"
+    )
     cached: bool = Field(False, description="served from the cache or an identical request")
     error: TagError | None = None
 

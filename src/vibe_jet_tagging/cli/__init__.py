@@ -18,7 +18,18 @@ __all__ = ["app", "main"]
 
 def _register() -> None:
     # Each module adds its commands to ``app``.
-    from . import cache, compare, data, demo, evaluate, serve, tag, templates  # noqa: F401
+    from . import (  # noqa: F401
+        batch,
+        cache,
+        compare,
+        data,
+        demo,
+        evaluate,
+        merge,
+        serve,
+        tag,
+        templates,
+    )
 
 
 def _setup_logging() -> None:

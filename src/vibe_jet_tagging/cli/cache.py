@@ -103,3 +103,51 @@ def clear(
         console.print(f"removed {removed} results from {cache.directory}", soft_wrap=True)
     if not caches:
         console.print(f"nothing to remove in {where}", soft_wrap=True)
+
+
+@cache_app.command("import")
+def import_(
+    files: Annotated[list[Path], typer.Argument(help="Results files (from vjt tag, merge...).")],
+    directory: Dir = None,
+) -> None:
+    """Fill the cache from results files, so this node resumes from what others tagged.
+
+    Rows with a label are stored under their cache key, in the cache of the backend that
+    answered them (a model server's, or the emulated server's); rows without a label, or
+    without a recorded backend, are left out.
+    """
+    from ..report import read_rows, row_result
+
+    root = cache_root(directory)
+    caches: dict[str, ResultCache] = {}
+    counts = {"stored": 0, "present": 0, "unlabelled": 0, "no_backend": 0}
+    for file in files:
+        for row in read_rows(file):
+            backend = row.get("backend")
+            if row.get("label") is None or row.get("error") is not None or not row.get("key"):
+                counts["unlabelled"] += 1
+                continue
+            if backend not in ("server", "emulated"):
+                counts["no_backend"] += 1
+                continue
+            if backend not in caches:
+                from ..cache import ResultCache
+
+                caches[backend] = ResultCache(results_dir(root, emulated=backend == "emulated"))
+            cache = caches[backend]
+            if row["key"] in cache:
+                counts["present"] += 1
+            elif cache.put(row_result(row)):
+                counts["stored"] += 1
+    where = ", ".join(str(cache.directory) for cache in caches.values()) or str(root)
+    console.print(
+        f"imported {counts['stored']} results into {where} ({counts['present']} were there "
+        f"already); left out {counts['unlabelled']} rows without label"
+        + (
+            f" and {counts['no_backend']} without a recorded backend"
+            if counts["no_backend"]
+            else ""
+        ),
+        soft_wrap=True,
+        highlight=False,
+    )

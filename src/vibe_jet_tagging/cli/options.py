@@ -29,6 +29,13 @@ Limit = Annotated[int | None, typer.Option(help="Tag only this many jets.")]
 Balanced = Annotated[
     bool, typer.Option(help="With --limit: a seeded balanced quark/gluon subset, not the first N.")
 ]
+Shard = Annotated[
+    str | None,
+    typer.Option(
+        help="K/N: tag only part K of N (K from 0): disjoint contiguous parts that together "
+        "cover the jets, e.g. one per Slurm array task (--shard $SLURM_ARRAY_TASK_ID/N)."
+    ),
+]
 Seed = Annotated[int | None, typer.Option(help="Seed of the model, the examples and subsets.")]
 Emulate = Annotated[
     bool,

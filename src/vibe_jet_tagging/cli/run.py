@@ -41,15 +41,32 @@ def open_jets(spec: str) -> Any:
     return load_jets(path.resolve())
 
 
-def select(dataset: Any, limit: int | None, balanced: bool, seed: int | None) -> Any:
-    """The first ``limit`` jets, or a seeded balanced subset of ``limit``."""
-    if limit is None:
-        return dataset
-    if limit < 1:
-        raise CLIError(f"--limit must be positive, got {limit}")
-    if balanced:
-        return dataset.balanced(limit, seed=seed or 0)
-    return dataset.head(min(limit, len(dataset)))
+def select(
+    dataset: Any, limit: int | None, balanced: bool, seed: int | None, shard: str | None = None
+) -> Any:
+    """The first ``limit`` jets, or a seeded balanced subset of ``limit``; then ``--shard``."""
+    if limit is not None:
+        if limit < 1:
+            raise CLIError(f"--limit must be positive, got {limit}")
+        if balanced:
+            dataset = dataset.balanced(limit, seed=seed or 0)
+        else:
+            dataset = dataset.head(min(limit, len(dataset)))
+    if shard is not None:
+        k, n = parse_shard(shard)
+        dataset = dataset.shard(k, n)
+    return dataset
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` as ``(K, N)``, with ``0 <= K < N``."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise CLIError(f"--shard {text!r}: expected K/N, e.g. 0/4") from None
+    if n < 1 or not 0 <= k < n:
+        raise CLIError(f"--shard {text}: need 0 <= K < N (K counts from 0, as Slurm array ids)")
+    return k, n
 
 
 def example_pool() -> Any:

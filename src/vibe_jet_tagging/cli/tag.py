@@ -23,6 +23,7 @@ from .options import (
     NoCache,
     Refresh,
     Seed,
+    Shard,
     Shots,
     Temperature,
     Template,
@@ -54,6 +55,7 @@ def tag(
     limit: Limit = None,
     balanced: Balanced = False,
     seed: Seed = None,
+    shard: Shard = None,
     emulate: Emulate = False,
     no_cache: NoCache = False,
     refresh: Refresh = False,
@@ -81,7 +83,7 @@ def tag(
     )
     check_template(settings.template)
     dataset = open_jets(jets)
-    selection = select(dataset, limit, balanced, seed)
+    selection = select(dataset, limit, balanced, seed, shard)
     with server(emulate, settings) as backend:
         tagger = make_tagger(
             settings,

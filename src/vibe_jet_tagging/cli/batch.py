@@ -1,0 +1,351 @@
+"""``vjt batch export | import``: offline batch files (``vllm run-batch``, OpenAI Batch API).
+
+Export writes request files whose bodies are what ``vjt tag`` would send (``custom_id`` = the
+cache key; jets in the cache are left out) and a manifest (see :mod:`.batchdir`). Import reads
+the output files through the tagger's parser into the rows ``vjt tag`` writes, fills the cache,
+and records the answers that need a re-ask for a second round (``export --reasks``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from .app import CLIError, app
+from .batchdir import (
+    FORMAT,
+    JETS,
+    MANIFEST,
+    REASK_REQUESTS,
+    REQUESTS,
+    SETTINGS,
+    RequestFiles,
+    find_folder,
+    new_folder,
+    read_index,
+    read_manifest,
+    read_reasks,
+    write_json,
+    write_reasks,
+)
+from .options import (
+    Balanced,
+    BaseUrl,
+    Effort,
+    Limit,
+    MaxTokens,
+    Model,
+    NoCache,
+    Refresh,
+    Seed,
+    Shots,
+    Temperature,
+    Template,
+)
+from .run import (
+    Backend,
+    check_template,
+    example_pool,
+    make_tagger,
+    open_jets,
+    say,
+    select,
+    server,
+    settings_from,
+)
+
+batch_app = typer.Typer(
+    help="Offline batch files for vllm run-batch and the OpenAI Batch API.", no_args_is_help=True
+)
+app.add_typer(batch_app, name="batch")
+
+Folder = Annotated[Path, typer.Option("-o", "--output", help="The export folder.")]
+
+
+def _recorded(settings: Any) -> dict[str, Any]:
+    """The settings that shape a request, a template file's path made absolute."""
+    values = {name: getattr(settings, name) for name in SETTINGS}
+    if Path(values["template"]).is_file():
+        values["template"] = str(Path(values["template"]).resolve())
+    values["structured_output"] = settings.structured_output
+    return values
+
+
+def _tagger(manifest: dict[str, Any], folder: Path, *, cache: bool) -> tuple[Any, str]:
+    """The tagger of an export (checked to have its settings key), and its backend."""
+    from ..config import Settings
+
+    settings = Settings(**manifest["settings"])  # recorded values win over env and config
+    backend = manifest["backend"]
+    tagger = make_tagger(
+        settings,
+        Backend(settings.base_url, backend == "emulated"),
+        example_pool(),
+        cache=cache,
+        refresh=False,
+    )
+    if tagger.settings_key != manifest["settings_key"]:
+        raise CLIError(
+            f"{folder / MANIFEST}: this vjt makes other settings of it (a changed template "
+            "file, few-shot pool or vjt version): its answers cannot be read as the export's"
+        )
+    return tagger, backend
+
+
+# -- export ---------------------------------------------------------------------------------------
+
+
+@batch_app.command("export")
+def export(
+    output: Folder,
+    jets: Annotated[
+        str | None,
+        typer.Argument(help="An EnergyFlow-format .npz, a folder of them, or 'sample'."),
+    ] = None,
+    shard_size: Annotated[
+        int, typer.Option(help="Request lines per file (the OpenAI Batch API takes 50,000).")
+    ] = 50_000,
+    reasks: Annotated[
+        bool,
+        typer.Option(
+            "--reasks", help="Write the re-ask round of the answers the last import set aside."
+        ),
+    ] = False,
+    constraint: Annotated[
+        str,
+        typer.Option(
+            help="regex: vLLM's structured_outputs (vLLM >= 0.10.2, run-batch); "
+            "response_format: a JSON schema (OpenAI, older vLLM); server: ask --base-url."
+        ),
+    ] = "regex",
+    emulated: Annotated[
+        bool,
+        typer.Option(
+            "--emulated",
+            help="The emulated server will answer (tests, demos): use its cache, mark its rows.",
+        ),
+    ] = False,
+    base_url: BaseUrl = None,
+    model: Model = None,
+    effort: Effort = None,
+    template: Template = None,
+    shots: Shots = None,
+    seed: Seed = None,
+    limit: Limit = None,
+    balanced: Balanced = False,
+    max_tokens: MaxTokens = None,
+    temperature: Temperature = None,
+    no_cache: NoCache = False,
+    refresh: Refresh = False,
+) -> None:
+    """Write request files for the jets not in the cache, and a manifest, into OUTPUT."""
+    if reasks:
+        _export_reasks(output, shard_size)
+        return
+    if jets is None:
+        raise CLIError("give the jets to export (or --reasks -o DIR for a re-ask round)")
+    if constraint not in ("regex", "response_format", "server"):
+        raise CLIError(f"--constraint {constraint!r}: use regex, response_format or server")
+    settings = settings_from(
+        base_url=base_url,
+        model=model,
+        effort=effort,
+        template=template,
+        shots=shots,
+        seed=seed,
+        max_tokens=max_tokens,
+        temperature=temperature,
+    )
+    check_template(settings.template)
+    selection = select(open_jets(jets), limit, balanced, seed)
+    new_folder(output)
+    if constraint == "server":
+        with server(False, settings) as backend:
+            pass
+        backend.emulated = backend.emulated or emulated
+    else:
+        backend = Backend(settings.base_url, emulated)
+    tagger = make_tagger(settings, backend, example_pool(), cache=not no_cache, refresh=refresh)
+    _write_export(tagger, selection, output, shard_size, constraint, backend, settings)
+
+
+def _write_export(
+    tagger: Any,
+    selection: Any,
+    folder: Path,
+    shard_size: int,
+    constraint: str,
+    backend: Backend,
+    settings: Any,
+) -> None:
+    from ..batchfiles import call_options, export_jets
+
+    _, resolved = call_options(tagger, constraint)  # type: ignore[arg-type]
+    files = RequestFiles(folder, REQUESTS, shard_size)
+    labels = selection.labels
+    jets = cached = 0
+    with (folder / JETS).open("w", encoding="utf-8") as listed:
+        for item in export_jets(tagger, selection, constraint=constraint):  # type: ignore[arg-type]
+            truth = None if labels is None else int(labels[item.position])
+            record = {
+                "custom_id": item.key,
+                "jet_key": item.jet_key,
+                "index": item.index,
+                "truth": truth,
+                "asked": item.asked,
+            }
+            listed.write(json.dumps(record, separators=(",", ":")) + "\n")
+            jets += 1
+            cached += not item.asked
+            if item.request is not None:
+                files.write(item.request)
+    files.close()
+    from .. import __version__
+
+    write_json(
+        folder / MANIFEST,
+        {
+            "format": FORMAT,
+            "vjt_version": __version__,
+            "source": selection.source,
+            "jets": jets,
+            "requests": files.lines,
+            "cached": cached,
+            "request_files": files.files,
+            "reask_files": [],
+            "settings": _recorded(settings),
+            "settings_key": tagger.settings_key,
+            "model": tagger.model_name,
+            "constraint": resolved,
+            "backend": backend.kind,
+            "url": "/v1/chat/completions",
+        },
+    )
+    say(
+        f"wrote {files.lines} requests in {len(files.files)} files to {escape(str(folder))} "
+        f"({jets} jets, {cached} already in the cache or repeated; constraint {resolved})"
+    )
+    if files.files:
+        first = folder / files.files[0]
+        say(
+            f"next: vllm run-batch -i {escape(str(first))} -o OUT.jsonl --model "
+            f"{escape(tagger.model_name)} (one per file), then vjt batch import OUT*.jsonl "
+            f"--export {escape(str(folder))} -o results.jsonl"
+        )
+
+
+def _export_reasks(folder: Path, shard_size: int) -> None:
+    from ..batchfiles import reask_request
+
+    manifest = read_manifest(folder)
+    tagger, _ = _tagger(manifest, folder, cache=False)
+    index = read_index(folder)
+    dataset = open_jets(manifest["source"])
+    constraint = manifest["constraint"] if manifest["constraint"] != "none" else "regex"
+    files = RequestFiles(folder, REASK_REQUESTS, shard_size)
+    files.remove_old()
+    for reask in read_reasks(folder):
+        jets = index.jets(reask.custom_id)
+        if not jets or jets[0][1] is None:
+            raise CLIError(f"{folder}: re-ask {reask.custom_id} is not a jet of this export")
+        files.write(reask_request(tagger, dataset[jets[0][1]], reask, constraint=constraint))
+    files.close()
+    manifest["reask_files"] = files.files
+    write_json(folder / MANIFEST, manifest)
+    say(
+        f"wrote {files.lines} re-ask requests in {len(files.files)} files to "
+        f"{escape(str(folder))}: run them like the first round, then import the outputs of "
+        "both rounds together"
+    )
+
+
+# -- import ---------------------------------------------------------------------------------------
+
+
+@batch_app.command("import")
+def import_(
+    outputs: Annotated[list[Path], typer.Argument(help="Output files of vllm run-batch.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Results file (JSONL).")],
+    export: Annotated[
+        Path | None,
+        typer.Option(help="The export folder (default: the first output file's folder)."),
+    ] = None,
+    no_cache: NoCache = False,
+) -> None:
+    """Read output files into the rows vjt tag writes; fill the cache; note re-asks."""
+    from ..batchread import BatchReader, copies
+    from ..errors import VJTError
+    from ..report import JsonlWriter, result_row
+
+    folder = find_folder(outputs, export)
+    manifest = read_manifest(folder)
+    tagger, backend = _tagger(manifest, folder, cache=not no_cache)
+    index = read_index(folder)
+    reader = BatchReader(tagger, index, cache=not no_cache)
+    counts = {"labelled": 0, "errors": 0, "cached": 0, "missing": 0}
+    partial = output.with_name(output.name + ".partial")
+
+    def emit(result: Any, writer: JsonlWriter) -> None:
+        for _, truth, copy in copies(result, index):
+            writer.write(
+                result_row(
+                    copy,
+                    index=copy.index,
+                    truth=truth,
+                    source=manifest["source"],
+                    backend=backend,
+                )
+            )
+            counts["labelled" if copy.ok else "errors"] += 1
+            counts["cached"] += copy.ok and copy.cached
+
+    try:
+        with JsonlWriter(partial) as writer:
+            for path in outputs:
+                try:
+                    with path.open(encoding="utf-8") as lines:
+                        for result in reader.read(lines, str(path)):
+                            emit(result, writer)
+                except FileNotFoundError:
+                    raise CLIError(f"{path}: no such output file") from None
+            for result in reader.finish():
+                emit(result, writer)
+            for key, asked in index.unique_keys():
+                if index.state(key) or key in reader.reasks:
+                    continue
+                hit = None
+                if not asked and tagger.cache is not None:
+                    hit = tagger.cache.get(key)
+                if hit is None:
+                    counts["missing"] += len(index.jets(key))
+                else:
+                    emit(hit.model_copy(update={"cached": True}), writer)
+        os.replace(partial, output)
+    except (VJTError, CLIError):
+        partial.unlink(missing_ok=True)
+        raise
+    reasks = write_reasks(folder, list(reader.reasks.values()))
+    say(
+        f"wrote {escape(str(output))}: {counts['labelled'] + counts['errors']} jets "
+        f"({counts['labelled']} labelled, {counts['cached']} of them from the cache; "
+        f"{counts['errors']} without label) from {reader.lines} lines"
+    )
+    if reasks is not None:
+        say(
+            f"[yellow]{len(reader.reasks)} answers need a re-ask: vjt batch export --reasks "
+            f"-o {escape(str(folder))}, run the new files, then import all the outputs again[/]"
+        )
+    if counts["missing"]:
+        say(f"[yellow]{counts['missing']} jets of the export have no answer in these files[/]")
+    if reader.duplicates:
+        say(f"{reader.duplicates} repeated lines for jets already labelled were skipped")
+    if reader.orphans:
+        say(
+            f"[yellow]{len(reader.orphans)} re-ask answers without their first answer: pass "
+            "the first round's outputs too[/]"
+        )
