@@ -19,7 +19,7 @@ from .report import read_rows
 
 __all__ = ["MERGE_FIELDS", "Merged", "merge_rows"]
 
-MERGE_FIELDS = ("settings", "model", "effort", "template", "backend", "source")
+MERGE_FIELDS = ("model", "effort", "template", "backend", "source", "settings")
 """Row fields that must agree across merged files (rows that lack one are not compared)."""
 
 
