@@ -200,6 +200,10 @@ def test_shards_are_disjoint_and_merge_reports_gaps_duplicates_and_mixed_setting
     assert "duplicates: 10 jets are in more than one file" in twice.stderr
     whole = ok(vjt("merge", *parts, "-o", merged, cwd=tmp_path))  # against all 4,000 jets
     assert "gaps: 3970 of the 4000 jets" in whole.stderr
+    # vjt evaluate takes the parts as they are, merged the same way.
+    ok(vjt("evaluate", *parts, "--out", tmp_path / "report", cwd=tmp_path))
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["n_jets"] == 30
 
     low = tmp_path / "low-1.jsonl"
     ok(vjt("tag", "sample", "--limit", 30, "--shard", "1/3", "--effort", "low",

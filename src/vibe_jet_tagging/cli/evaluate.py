@@ -28,11 +28,21 @@ def _dataset_for(rows: list[dict[str, Any]], jets: str | None) -> Any:
     return None
 
 
-def evaluate_file(results: Path, out: Path, jets: str | None = None) -> dict[str, Any]:
-    """Build, print and write the report of a results file; returns the report."""
+def evaluate_file(results: Path | list[Path], out: Path, jets: str | None = None) -> dict[str, Any]:
+    """Build, print and write the report of a results file (or of several, merged as
+    ``vjt merge`` merges them); returns the report."""
     from ..report import build_report, read_rows, save_report, write_plots
 
-    rows = read_rows(results)
+    if isinstance(results, list) and len(results) > 1:
+        from ..merging import merge_rows
+
+        merged = merge_rows(results)
+        rows = merged.rows
+        if merged.duplicates:
+            say(f"[yellow]{len(merged.duplicates)} jets are in more than one file: one row each[/]")
+    else:
+        results = results[0] if isinstance(results, list) else results
+        rows = read_rows(results)
     if not rows:
         raise CLIError(f"{results}: no result rows")
     report = build_report(rows, _dataset_for(rows, jets))
@@ -48,7 +58,10 @@ def evaluate_file(results: Path, out: Path, jets: str | None = None) -> dict[str
 
 @app.command()
 def evaluate(
-    results: Annotated[Path, typer.Argument(help="A results file from vjt tag.")],
+    results: Annotated[
+        list[Path],
+        typer.Argument(help="A results file from vjt tag (several: the parts of one run)."),
+    ],
     out: Annotated[Path, typer.Option("--out", help="Folder for report.json and plots.")] = Path(
         "vjt-out"
     ),
