@@ -134,24 +134,32 @@ class RowStream:
         self._zf: zipfile.ZipFile | None = None
         self._f: BinaryIO | None = None
         self._whole: NDArray[Any] | None = None
+        # A failed read of rows ..stop means the damage lies before stop: any read reaching
+        # that far fails at once with the same error, instead of decompressing up to it again.
+        self._failed: tuple[int, str] | None = None
         self._lock = threading.Lock()
 
     def read(self, start: int, stop: int) -> NDArray[Any]:
-        """Rows ``start:stop`` (in the member's dtype; read-only)."""
+        """Rows ``start:stop`` (in the member's dtype; read-only).
+
+        Raises ``ValueError`` naming the file and the array when the data is damaged.
+        """
         m = self.member
         stop = min(stop, m.shape[0])
         if start >= stop:
             return np.zeros((0, *m.shape[1:]), dtype=m.dtype)
         with self._lock:
+            if self._failed is not None and stop >= self._failed[0]:
+                raise ValueError(self._failed[1])
             try:
                 return self._read(start, stop)
             except READ_ERRORS as exc:
                 self._close()
-                if isinstance(exc, ValueError) and str(exc).startswith(m.where):
-                    raise
-                raise ValueError(
-                    f"{m.path}: cannot read {m.name} ({type(exc).__name__}: {exc})"
-                ) from None
+                message = str(exc)
+                if not (isinstance(exc, ValueError) and message.startswith(m.where)):
+                    message = f"{m.path}: cannot read {m.name} ({type(exc).__name__}: {exc})"
+                self._failed = (stop, message)
+                raise ValueError(message) from None
 
     def _read(self, start: int, stop: int) -> NDArray[Any]:
         m = self.member

@@ -187,3 +187,31 @@ def test_fortran_ordered_x_is_read(tmp_path: Path) -> None:
     path = tmp_path / "fortran.npz"
     np.savez_compressed(path, X=X)
     np.testing.assert_array_equal(load_jets(path)[[4, 1]].padded(), X[[4, 1]])
+
+
+def test_damaged_x_fails_the_jets_after_the_damage_once(tmp_path: Path, monkeypatch) -> None:
+    from vibe_jet_tagging import sources
+    from vibe_jet_tagging.npz import RowStream
+
+    monkeypatch.setattr(sources, "_BLOCK_BYTES", 50 * 20 * 32)  # blocks of 50 jets
+    X = np.stack([jet_rows(20, i) for i in range(1000)])
+    path = tmp_path / "damaged.npz"
+    np.savez_compressed(path, X=X, y=np.arange(1000) % 2)
+    data = bytearray(path.read_bytes())
+    at = int(len(data) * 0.7)  # inside X, around jet 700
+    data[at : at + 50] = bytes(b ^ 0xFF for b in data[at : at + 50])
+    path.write_bytes(bytes(data))
+    reads: list[tuple[int, int]] = []
+    read = RowStream._read
+    monkeypatch.setattr(RowStream, "_read", lambda s, a, b: reads.append((a, b)) or read(s, a, b))
+
+    ds = load_jets(path)
+    assert ds[0] == Jet.from_array(X[0])  # before the damage: read
+    with pytest.raises(ValueError, match="^" + re.escape(f"{path}: cannot read X (")):
+        ds[999]
+    attempts = len(reads)
+    for i in (999, 990, 950):  # the same block or later: fails at once, nothing decompressed
+        with pytest.raises(ValueError, match=re.escape(f"{path}: cannot read X")):
+            ds[i]
+    assert len(reads) == attempts
+    assert ds[120] == Jet.from_array(X[120])  # before the damage, still readable
