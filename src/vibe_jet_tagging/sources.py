@@ -189,7 +189,9 @@ def open_npz(path: Path, offset: int) -> NpzFile:
         with zipfile.ZipFile(path) as zf:
             members = set(zf.namelist())
             if "X.npy" not in members:
-                found = ", ".join(sorted(m.removesuffix(".npy") for m in members)) or "nothing"
+                names = sorted(m.removesuffix(".npy") for m in members)
+                found = ", ".join(names[:10]) + (f", ... ({len(names)} in all)" * (len(names) > 10))
+                found = found or "nothing"
                 raise ValueError(f"{where}no array 'X' in the file (found: {found})")
             x = read_header(zf, "X", path)
             check_shape(x.shape, x.dtype, where)

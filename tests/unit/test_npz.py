@@ -110,6 +110,15 @@ def test_absurd_shapes_are_refused_in_one_line(tmp_path: Path, monkeypatch) -> N
     with pytest.raises(ValueError, match="^" + re.escape(f"{many}: X declares 6 jets, more than")):
         load_jets(many)
 
+    crowded = tmp_path / "crowded.npz"
+    np.savez(crowded, **{f"a{i:03d}": np.zeros(1) for i in range(500)})
+    with pytest.raises(ValueError, match="no array") as info:
+        load_jets(crowded)
+    assert str(info.value) == (
+        f"{crowded}: no array 'X' in the file (found: a000, a001, a002, a003, a004, a005, a006, "
+        "a007, a008, a009, ... (500 in all))"
+    )
+
     pickled = tmp_path / "pickled.npz"
     np.savez(pickled, X=np.zeros((2, 2, 4)), y=np.array([1, "a"], dtype=object))
     with pytest.raises(ValueError, match=re.escape(f"{pickled}: y holds Python objects")):
