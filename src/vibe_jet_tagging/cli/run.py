@@ -167,6 +167,8 @@ class RunStats:
     done: int = 0
     resumed: int = 0
     errors: int = 0
+    input_errors: int = 0  # this run's jets whose own data cannot be tagged
+    kept_input_errors: int = 0  # such jets' rows kept from a previous run
     cache_hits: int = 0
     tokens: int = 0
     started: float = field(default_factory=time.perf_counter)
@@ -174,11 +176,22 @@ class RunStats:
     @property
     def asked(self) -> int:
         """Jets sent to the server in this run."""
-        return self.done - self.cache_hits
+        return self.done - self.cache_hits - self.input_errors
+
+    @property
+    def invalid(self) -> int:
+        """Jets in the output that can never be tagged: their data is invalid."""
+        return self.input_errors + self.kept_input_errors
+
+    @property
+    def retryable(self) -> int:
+        """Jets of this run without label that a rerun asks again."""
+        return self.errors - self.input_errors
 
     def add(self, row: dict[str, Any]) -> None:
         self.done += 1
         self.errors += row.get("error") is not None
+        self.input_errors += row.get("error_kind") == "input"
         self.cache_hits += bool(row.get("cached"))
         if not row.get("cached"):
             self.tokens += row.get("tokens") or 0
@@ -199,28 +212,40 @@ def _resumable(
 ) -> tuple[dict[int, dict[str, Any]], int, int]:
     """Rows of a previous run to keep (by position), rows to ask again, rows dropped.
 
-    A row is kept when it is for a jet of the selection, has a label, and was made with the
-    same settings (same cache key) by the same kind of backend. Rows of jets without a label
-    are asked again; rows for other jets or made with other settings are dropped, never mixed.
+    A row is kept when it is for a jet of the selection, made by the same kind of backend, and
+    either has a label and the same settings (same cache key), or is an ``input`` error for a
+    jet whose data still fails the same way (asking again could never succeed). Other rows of
+    jets without a label are asked again; rows for other jets or made with other settings are
+    dropped, never mixed. The jets are read once, in order, and an invalid one stops nothing.
     """
     source = selection.source
     positions = {int(idx): p for p, idx in enumerate(np.asarray(selection.indices))}
-    kept: dict[int, dict[str, Any]] = {}
-    retry = dropped = 0
+    candidates: list[tuple[int, dict[str, Any]]] = []
+    dropped = 0
     for row in rows:
         p = positions.get(row.get("index"))  # type: ignore[arg-type]
-        same = (
-            p is not None
-            and row.get("source") == source
-            and row.get("backend", backend) == backend
-            and row.get("key") == tagger.key_for(selection[p])
-        )
-        if not same:
+        if p is None or row.get("source") != source or row.get("backend", backend) != backend:
+            dropped += 1
+        else:
+            candidates.append((p, row))
+    wanted = sorted({p for p, _ in candidates})
+    read = selection[np.array(wanted, dtype=np.intp)].jets_or_errors()
+    jets = dict(zip(wanted, read, strict=True))
+    kept: dict[int, dict[str, Any]] = {}
+    retry = 0
+    for p, row in candidates:
+        jet = jets[p]
+        if row.get("error_kind") == "input":
+            if isinstance(jet, ValueError) and str(jet) == row.get("error"):
+                kept.setdefault(p, row)
+            else:  # the jet's data changed since: tag it again
+                retry += 1
+        elif isinstance(jet, ValueError) or row.get("key") != tagger.key_for(jet):
             dropped += 1
         elif row.get("error") is not None:
             retry += 1
-        elif p not in kept:
-            kept[p] = row  # type: ignore[index]
+        else:
+            kept.setdefault(p, row)
     return kept, retry, dropped
 
 
@@ -251,13 +276,17 @@ def tag_to_file(
                 f"[yellow]dropping {dropped} rows of {escape(str(output))} made for other jets "
                 "or with other settings or server (they stay in the cache)[/]"
             )
+        invalid = sum(row.get("error") is not None for row in kept.values())
         if kept or retry:
             say(
-                f"resuming {escape(str(output))}: {len(kept)} jets already tagged, "
-                f"{retry} without label asked again"
+                f"resuming {escape(str(output))}: {len(kept) - invalid} jets already tagged, "
+                f"{invalid} with invalid data kept as they are, {retry} without label asked again"
             )
     todo = [p for p in range(len(selection)) if p not in kept]
-    stats = RunStats(resumed=len(kept))
+    stats = RunStats(
+        resumed=len(kept),
+        kept_input_errors=sum(row.get("error") is not None for row in kept.values()),
+    )
     jets = selection[np.array(todo, dtype=np.intp)] if todo else []
     breaker = Breaker(streak=max(tagger.max_concurrency, 1) + 10)
 
