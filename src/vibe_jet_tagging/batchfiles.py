@@ -123,6 +123,8 @@ class ExportedJet:
     """``None`` when the jet is in the cache, or has the key of an earlier jet."""
     asked: bool
     """Whether the export asks for the jet's key (in this line or an earlier jet's)."""
+    error: ValueError | None = None
+    """Why the jet cannot be tagged (invalid data): then it has no key and no request."""
 
 
 def export_jets(
@@ -130,16 +132,20 @@ def export_jets(
 ) -> Iterator[ExportedJet]:
     """Every jet with its key and, for jets to ask, the request line (streamed).
 
-    Jets in the tagger's cache (unless ``refresh``) and repeats of a key get no request.
-    Raises ``ValueError`` naming the position of an invalid jet.
+    Jets in the tagger's cache (unless ``refresh``) and repeats of a key get no request. An
+    invalid jet (or a ``ValueError`` in its place, as ``JetDataset.jets_or_errors`` gives)
+    comes back with its ``error`` and stops nothing.
     """
     options, _ = call_options(tagger, constraint)
     asked: set[str] = set()
     for position, item in enumerate(jets):
         try:
+            if isinstance(item, ValueError):
+                raise item
             jet = Jet.coerce(item)
         except ValueError as exc:
-            raise ValueError(f"jet {position}: {exc}") from None
+            yield ExportedJet(position, None, "", "", None, False, exc)
+            continue
         key = tagger.key_for(jet)
         request = None
         if key not in asked and tagger._lookup(key, jet) is None:
@@ -183,7 +189,9 @@ def batch_requests(
     """
     if reasks is None:
         for exported in export_jets(tagger, jets, constraint=constraint):
-            if exported.request is not None:
+            if exported.error is not None:
+                logger.warning("jet %d not exported: %s", exported.position, exported.error)
+            elif exported.request is not None:
                 yield exported.request
         return
     pending = {r.custom_id: r for r in reasks}
@@ -200,13 +208,14 @@ def batch_requests(
 class ExportIndex:
     """The jets of an export by custom id: position, index, truth, jet key, whether asked.
 
-    Kept in numpy arrays sorted by key (about 90 bytes a jet), so that millions of jets fit.
+    Kept in numpy arrays sorted by key (about 100 bytes a jet), so that millions of jets fit.
     Build it with :meth:`add` jet by jet, then look keys up with :meth:`find`.
     """
 
     def __init__(self) -> None:
         self._keys = bytearray()
         self._jet_keys = bytearray()
+        self._position = array("q")
         self._index = array("q")
         self._truth = array("b")
         self._asked = bytearray()
@@ -214,9 +223,16 @@ class ExportIndex:
         self._state = np.zeros(0, dtype=np.uint8)
 
     def add(
-        self, key: str, jet_key: str, index: int | None, truth: int | None, asked: bool
+        self,
+        position: int,
+        key: str,
+        jet_key: str,
+        index: int | None,
+        truth: int | None,
+        asked: bool,
     ) -> None:
-        """One jet, in export order."""
+        """The jet at ``position`` of the exported jets."""
+        self._position.append(position)
         self._keys += _key_bytes(key)
         self._jet_keys += _key_bytes(jet_key)
         self._index.append(-1 if index is None else index)
@@ -231,6 +247,7 @@ class ExportIndex:
         self.order = np.argsort(keys, kind="stable")
         self.keys = keys[self.order]
         self.jet_keys = np.frombuffer(bytes(self._jet_keys), dtype=f"S{_KEY_BYTES}")[self.order]
+        self.position = np.frombuffer(self._position, dtype=np.int64)[self.order]
         self.index = np.frombuffer(self._index, dtype=np.int64)[self.order]
         self.truth = np.frombuffer(self._truth, dtype=np.int8)[self.order]
         self.asked = np.frombuffer(bytes(self._asked), dtype=np.bool_)[self.order]
@@ -260,7 +277,7 @@ class ExportIndex:
         rows = self.find(key)
         return [
             (
-                int(self.order[r]),
+                int(self.position[r]),
                 None if self.index[r] < 0 else int(self.index[r]),
                 None if self.truth[r] < 0 else int(self.truth[r]),
             )

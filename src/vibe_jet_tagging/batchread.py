@@ -260,12 +260,13 @@ class BatchOutput:
     """What response lines gave for each jet, in the jets' order.
 
     ``results[i]`` is a :class:`TagResult` (``cached`` when it came from the cache or repeats
-    an earlier jet's answer), a :class:`TaggingError` for a jet whose answer failed, or
-    ``None`` when no line answered it (and the cache has nothing). ``reasks`` go to a second
+    an earlier jet's answer), a :class:`TaggingError` for a jet whose answer failed, the
+    ``ValueError`` of an invalid jet, or ``None`` when no line answered it (and the cache has
+    nothing). ``reasks`` go to a second
     round: ``tagger.batch_requests(jets, reasks=output.reasks)``.
     """
 
-    results: list[TagResult | TaggingError | None]
+    results: list[TagResult | Exception | None]
     reasks: list[Reask] = field(default_factory=list)
     duplicates: int = 0
     orphans: int = 0
@@ -315,11 +316,15 @@ def read_batch_output(
     to another export or model.
     """
     index = ExportIndex()
-    for item in jets:
-        jet = Jet.coerce(item)
-        index.add(tagger.key_for(jet), jet.key, jet.index, None, True)
+    out: list[TagResult | Exception | None] = [None] * len(jets)
+    for position, item in enumerate(jets):
+        try:
+            jet = Jet.coerce(item)
+        except ValueError as exc:  # as abatch returns it: an input error in its place
+            out[position] = exc
+            continue
+        index.add(position, tagger.key_for(jet), jet.key, jet.index, None, True)
     reader = BatchReader(tagger, index, cache=cache)
-    out: list[TagResult | TaggingError | None] = [None] * len(index)
     for name, source in _sources(lines):
         for result in reader.read(source, name):
             _place(out, index, result)

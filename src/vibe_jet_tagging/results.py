@@ -105,6 +105,7 @@ class TagResult(BaseModel):
     settings: str | None = Field(
         None, description="the tagger's settings key: results with the same one are comparable"
     )
+    server: str | None = Field(None, description="the server that answered, of several")
     cached: bool = Field(False, description="served from the cache or an identical request")
     error: TagError | None = None
 

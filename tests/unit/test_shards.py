@@ -31,7 +31,7 @@ def test_parts_are_disjoint_contiguous_and_cover_every_jet(n, subset):
 
 @pytest.mark.parametrize(("k", "n"), [(3, 3), (-1, 3), (0, 0)])
 def test_a_part_that_does_not_exist_is_refused(k, n):
-    with pytest.raises(ValueError, match=r"need 0 <= K < N"):
+    with pytest.raises(ValueError, match=r"need n >= 1 and 0 <= k < n"):
         SAMPLE.shard(k, n)
     with pytest.raises(CLIError, match=r"need 0 <= K < N|expected K/N"):
         parse_shard(f"{k}/{n}")

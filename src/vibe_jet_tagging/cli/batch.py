@@ -84,7 +84,7 @@ def _tagger(manifest: dict[str, Any], folder: Path, *, cache: bool) -> tuple[Any
     backend = manifest["backend"]
     tagger = make_tagger(
         settings,
-        Backend(settings.base_url, backend == "emulated"),
+        Backend(settings.base_urls, backend == "emulated"),
         example_pool(),
         cache=cache,
         refresh=False,
@@ -169,7 +169,7 @@ def export(
             pass
         backend.emulated = backend.emulated or emulated
     else:
-        backend = Backend(settings.base_url, emulated)
+        backend = Backend(settings.base_urls, emulated)
     tagger = make_tagger(settings, backend, example_pool(), cache=not no_cache, refresh=refresh)
     _write_export(tagger, selection, output, shard_size, constraint, backend, settings)
 
@@ -187,21 +187,23 @@ def _write_export(
 
     _, resolved = call_options(tagger, constraint)  # type: ignore[arg-type]
     files = RequestFiles(folder, REQUESTS, shard_size)
-    labels = selection.labels
-    jets = cached = 0
+    labels, indices = selection.labels, selection.indices
+    jets = cached = invalid = 0
+    items = export_jets(tagger, selection.jets_or_errors(), constraint=constraint)  # type: ignore[arg-type]
     with (folder / JETS).open("w", encoding="utf-8") as listed:
-        for item in export_jets(tagger, selection, constraint=constraint):  # type: ignore[arg-type]
-            truth = None if labels is None else int(labels[item.position])
-            record = {
-                "custom_id": item.key,
-                "jet_key": item.jet_key,
-                "index": item.index,
-                "truth": truth,
-                "asked": item.asked,
+        for item in items:
+            record: dict[str, Any] = {
+                "index": int(indices[item.position]),
+                "truth": None if labels is None else int(labels[item.position]),
             }
+            if item.error is not None:  # kept, to be the input error row vjt tag writes
+                record["error"] = str(item.error)
+                invalid += 1
+            else:
+                record.update(custom_id=item.key, jet_key=item.jet_key, asked=item.asked)
+                cached += not item.asked
             listed.write(json.dumps(record, separators=(",", ":")) + "\n")
             jets += 1
-            cached += not item.asked
             if item.request is not None:
                 files.write(item.request)
     files.close()
@@ -216,6 +218,7 @@ def _write_export(
             "jets": jets,
             "requests": files.lines,
             "cached": cached,
+            "invalid": invalid,
             "request_files": files.files,
             "reask_files": [],
             "settings": _recorded(settings),
@@ -230,6 +233,8 @@ def _write_export(
         f"wrote {files.lines} requests in {len(files.files)} files to {escape(str(folder))} "
         f"({jets} jets, {cached} already in the cache or repeated; constraint {resolved})"
     )
+    if invalid:
+        say(f"[yellow]invalid data: {invalid} jets cannot be tagged (import writes why)[/]")
     if files.files:
         first = folder / files.files[0]
         say(
@@ -244,7 +249,7 @@ def _export_reasks(folder: Path, shard_size: int) -> None:
 
     manifest = read_manifest(folder)
     tagger, _ = _tagger(manifest, folder, cache=False)
-    index = read_index(folder)
+    index, _ = read_index(folder)
     dataset = open_jets(manifest["source"])
     constraint = manifest["constraint"] if manifest["constraint"] != "none" else "regex"
     files = RequestFiles(folder, REASK_REQUESTS, shard_size)
@@ -285,9 +290,9 @@ def import_(
     folder = find_folder(outputs, export)
     manifest = read_manifest(folder)
     tagger, backend = _tagger(manifest, folder, cache=not no_cache)
-    index = read_index(folder)
+    index, invalid = read_index(folder)
     reader = BatchReader(tagger, index, cache=not no_cache)
-    counts = {"labelled": 0, "errors": 0, "cached": 0, "missing": 0}
+    counts = {"labelled": 0, "errors": 0, "cached": 0, "missing": 0, "invalid": len(invalid)}
     partial = output.with_name(output.name + ".partial")
 
     def emit(result: Any, writer: JsonlWriter) -> None:
@@ -306,6 +311,16 @@ def import_(
 
     try:
         with JsonlWriter(partial) as writer:
+            for jet_index, truth, error in invalid:
+                writer.write(
+                    result_row(
+                        ValueError(error),
+                        index=jet_index,
+                        truth=truth,
+                        source=manifest["source"],
+                        backend=backend,
+                    )
+                )
             for path in outputs:
                 try:
                     with path.open(encoding="utf-8") as lines:
@@ -331,10 +346,12 @@ def import_(
         raise
     reasks = write_reasks(folder, list(reader.reasks.values()))
     say(
-        f"wrote {escape(str(output))}: {counts['labelled'] + counts['errors']} jets "
-        f"({counts['labelled']} labelled, {counts['cached']} of them from the cache; "
+        f"wrote {escape(str(output))}: {sum(counts[k] for k in ('labelled', 'errors', 'invalid'))}"
+        f" jets ({counts['labelled']} labelled, {counts['cached']} of them from the cache; "
         f"{counts['errors']} without label) from {reader.lines} lines"
     )
+    if counts["invalid"]:
+        say(f"[yellow]invalid data: {counts['invalid']} jets cannot be tagged (rows say why)[/]")
     if reasks is not None:
         say(
             f"[yellow]{len(reader.reasks)} answers need a re-ask: vjt batch export --reasks "

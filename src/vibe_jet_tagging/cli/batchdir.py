@@ -3,7 +3,8 @@
 ``DIR/requests-00000.jsonl``...: request lines (at most ``shard_size`` each), for ``vllm
 run-batch -i`` (one per Slurm task) or the OpenAI Batch API (50,000 lines a file at most).
 ``DIR/jets.jsonl``: one line per exported jet (``custom_id``, ``jet_key``, ``index``, ``truth``,
-``asked``), what import needs to write the rows ``vjt tag`` writes. ``DIR/manifest.json``: the
+``asked``; an invalid jet's ``error`` instead of keys), what import needs to write the rows
+``vjt tag`` writes. ``DIR/manifest.json``: the
 settings, the source and the selection, the constraint and backend, the files; written last, so
 a folder without it is an interrupted export. ``DIR/reasks.jsonl``: answers an import found to
 need a re-ask; ``DIR/reask-requests-00000.jsonl``...: their second round.
@@ -101,20 +102,29 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return manifest
 
 
-def read_index(folder: Path) -> ExportIndex:
-    """The jets of the export, by custom id."""
+def read_index(folder: Path) -> tuple[ExportIndex, list[tuple[int, int | None, str]]]:
+    """The jets of the export by custom id, and its invalid jets ``(index, truth, error)``."""
     index = ExportIndex()
+    invalid = []
     path = folder / JETS
     with path.open(encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
             try:
                 jet = json.loads(line)
+                if "error" in jet:
+                    invalid.append((jet["index"], jet["truth"], jet["error"]))
+                    continue
                 index.add(
-                    jet["custom_id"], jet["jet_key"], jet["index"], jet["truth"], jet["asked"]
+                    number - 1,
+                    jet["custom_id"],
+                    jet["jet_key"],
+                    jet["index"],
+                    jet["truth"],
+                    jet["asked"],
                 )
             except (ValueError, KeyError, TypeError) as exc:
                 raise CLIError(f"{path} line {number}: not a jet of an export ({exc})") from None
-    return index
+    return index, invalid
 
 
 def write_reasks(folder: Path, reasks: list[Reask]) -> Path | None:
