@@ -132,7 +132,7 @@ class BatchReader:
             )
             line.error = TagError(
                 kind=kind,  # type: ignore[arg-type]
-                message=f"HTTP {status or '-'} in {where}: {detail}",
+                message=f"{f'HTTP {status}' if status else 'no response'} in {where}: {detail}",
                 status=status,
             )
             return line

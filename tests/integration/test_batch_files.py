@@ -136,6 +136,7 @@ def test_failed_lines_are_errors_never_labels_and_a_later_answer_wins(fresh_emul
         "expired": ("server", None),
     }
     assert all(r.ok for r in output.results[4:])
+    assert output.results[3].result.error.message.startswith("no response in <lines> line 4: ")
 
     # A rerun of the failed lines (another file) gives them labels; the failures are dropped.
     rerun = answer_lines(lines[:4], server.base_url)
@@ -202,3 +203,18 @@ def test_a_reask_round_sends_what_the_tagger_sends_and_reads_the_same(fresh_emul
     # The second round alone has nothing to pair with: no result, none invented.
     alone = tagger_for(server, cache=None).read_batch_output(good, JETS)
     assert alone.missing == len(JETS) and alone.orphans == len(JETS)
+
+
+def test_an_invalid_jet_is_an_input_error_in_its_place(emulator, caplog):
+    tagger = tagger_for(emulator)
+    broken = SAMPLE[7].constituents.copy()
+    broken[0, 0] = float("nan")
+    jets = [JETS[0], broken, JETS[1]]
+    lines = list(tagger.batch_requests(jets))
+    assert len(lines) == 2
+    assert "jet 1 not exported" in caplog.text
+    output = tagger.read_batch_output(answer_lines(lines, emulator.base_url), jets)
+    assert output.results[0].ok and output.results[2].ok
+    assert isinstance(output.results[1], ValueError)
+    [asked] = tagger.batch([broken], return_exceptions=True)
+    assert str(output.results[1]) == str(asked)  # what tagging over HTTP says of it

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from batch_standin import run_batch
 
@@ -248,3 +249,24 @@ def test_cache_import_lets_a_new_node_resume(tmp_path, fresh_emulator):
         assert {f: got[index][f] for f in COMPARED} == {f: before[index][f] for f in COMPARED}
     again = ok(vjt("cache", "import", first, cwd=tmp_path, **node_b))
     assert "imported 0 results" in again.stderr and "(12 were there already)" in again.stderr
+
+
+def test_an_invalid_jet_of_an_export_is_the_input_error_row_of_vjt_tag(tmp_path, fresh_emulator):
+    X = SAMPLE[:6].padded()
+    X[2, 0, 0] = float("nan")
+    data = tmp_path / "jets.npz"
+    np.savez(data, X=X, y=SAMPLE.labels[:6].astype(float))
+    server = fresh_emulator()
+    tagged = tmp_path / "tagged.jsonl"
+    ok(vjt("tag", data, "--base-url", server.base_url, "--no-cache", "-o", tagged, cwd=tmp_path))
+    folder = tmp_path / "batch"
+    export = ok(vjt("batch", "export", data, "-o", folder, "--emulated", cwd=tmp_path))
+    assert "wrote 5 requests" in export.stderr and "invalid data: 1 jets" in export.stderr
+    outputs = run_all(folder, "requests", server.base_url)
+    results = tmp_path / "results.jsonl"
+    ok(vjt("batch", "import", *outputs, "-o", results, cwd=tmp_path))
+    mine, theirs = rows(results), rows(tagged)
+    assert sorted(mine) == sorted(theirs) == list(range(6))
+    assert mine[2]["error_kind"] == theirs[2]["error_kind"] == "input"
+    assert mine[2]["error"] == theirs[2]["error"] and "jet 2" in mine[2]["error"]
+    assert [mine[i]["label"] for i in range(6)] == [theirs[i]["label"] for i in range(6)]
