@@ -113,6 +113,9 @@ class BatchReader:
         custom_id = obj.get("custom_id") if isinstance(obj, Mapping) else None
         if not isinstance(custom_id, str):
             raise _Refused(f"{where}: not a batch output line (no custom_id)")
+        if "response" not in obj and "error" not in obj:
+            what = "a request line" if "body" in obj else "no response and no error"
+            raise _Refused(f"{where}: not a batch output line ({what}): pass the output files")
         reask = custom_id.endswith(REASK_SUFFIX)
         key = custom_id.removesuffix(REASK_SUFFIX)
         if self.index.jet_key(key) is None:

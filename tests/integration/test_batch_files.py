@@ -162,6 +162,9 @@ def test_lines_of_another_export_or_model_are_refused(emulator, tmp_path):
         tagger.read_batch_output([renamed], JETS[:2])
     with pytest.raises(VJTError, match=r"<lines> line 2: not a batch output line"):
         tagger.read_batch_output([json.dumps(mine[1]), "{not json"], JETS[:2])
+    request = next(tagger.batch_requests(JETS[:1]))
+    with pytest.raises(VJTError, match=r"line 1: not a batch output line \(a request line\)"):
+        tagger.read_batch_output([request], JETS[:2])
 
 
 def test_a_reask_round_sends_what_the_tagger_sends_and_reads_the_same(fresh_emulator, tmp_path):
