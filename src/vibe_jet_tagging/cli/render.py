@@ -37,7 +37,9 @@ def print_tables(report: dict[str, Any], extra: list[Any] | None = None) -> None
     """The metrics tables of a report or comparison, then ``extra`` tables."""
     from ..report import metric_tables
 
-    for table in [*metric_tables(report), *(extra or [])]:
+    for i, table in enumerate([*metric_tables(report), *(extra or [])]):
+        if i:
+            console.print()
         console.print(rich_table(table))
 
 
@@ -60,7 +62,7 @@ def print_report(report: dict[str, Any]) -> None:
     print_tables(report)
     print_notes(report)
     u = report["usage"]
-    parsed = ", ".join(f"{k} {v}" for k, v in (report.get("parsed_by") or {}).items())
+    parsed = ", ".join(f"{k} {v:,}" for k, v in (report.get("parsed_by") or {}).items())
     say(f"{report['cache_hits']:,} from the cache · answers read by {parsed or 'nothing'}")
     estimated = " (estimated)" if u["reasoning_estimated"] else ""
     if report["cache_hits"] >= report["n_jets"]:

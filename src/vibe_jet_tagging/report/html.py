@@ -14,6 +14,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from .plots import plot_context
 from .table import Table, error_summary, metric_tables, taggers_of
 
 __all__ = ["render_html", "write_html"]
@@ -104,7 +105,7 @@ def _usage(run: Mapping[str, Any]) -> list[tuple[str, Any]]:
             "latency of jets asked",
             f"p50 {lat['p50']:.2f} s, p90 {lat['p90']:.2f} s ({lat['n']:,} jets)",
         ),
-        ("answers read by", ", ".join(f"{k} {v}" for k, v in run["parsed_by"].items()) or "-"),
+        ("answers read by", ", ".join(f"{k} {v:,}" for k, v in run["parsed_by"].items()) or "-"),
     ]
 
 
@@ -125,8 +126,9 @@ def render_html(
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
-        f'<p class="sub">{escape(", ".join(taggers))} against the baselines, jets from '
-        f"{escape(str(report['source']))}</p>",
+        f'<p class="sub">{escape(", ".join(taggers))} against the baselines<br>'
+        + "<br>".join(escape(line) for line in plot_context(report, note=False))
+        + "</p>",
     ]
     if report.get("backend_note"):
         parts.append(

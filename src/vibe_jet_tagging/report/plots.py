@@ -68,8 +68,8 @@ def _settings(run: Mapping[str, Any]) -> str:
     return " · ".join(parts)
 
 
-def plot_context(report: Mapping[str, Any]) -> list[str]:
-    """Lines every plot carries: the jets, the settings, the bands, the emulated note."""
+def plot_context(report: Mapping[str, Any], *, note: bool = True) -> list[str]:
+    """Lines every plot carries: the jets, the settings and (with ``note``) the emulated note."""
     taggers = taggers_of(report)
     lines = []
     if "runs" in report:
@@ -86,7 +86,7 @@ def plot_context(report: Mapping[str, Any]) -> list[str]:
             kinds = f" ({m['n_quark']:,} quark, {m['n_gluon']:,} gluon with a stated P(quark))"
         lines.append(f"{report['n_jets']:,} jets from {report['source']}{kinds}")
         lines.append(_settings(report))
-    if report.get("backend_note"):
+    if note and report.get("backend_note"):
         lines.append(str(report["backend_note"]))
     return [line for line in lines if line]
 
@@ -285,9 +285,9 @@ def draw_scores(fig: Any, report: Mapping[str, Any]) -> None:
     edges = np.linspace(0, 1, 21 if n_max >= 200 else 11)
     for ax, (name, d) in zip(axes, data.items(), strict=False):
         y, p = np.asarray(d["y"]), np.asarray(d["score"])
-        for kind, sel, style in (
-            ("quark", y == 1, {"color": "C0", "ls": "-", "fill": True}),
-            ("gluon", y == 0, {"color": "C1", "ls": "--", "fill": False}),
+        for kind, sel, style, shift in (
+            ("quark", y == 1, {"color": "C0", "ls": "-", "fill": True}, -0.1),
+            ("gluon", y == 0, {"color": "C1", "ls": "--", "fill": False}, 0.1),
         ):
             counts, _ = np.histogram(p[sel], bins=edges)
             if style["fill"]:
@@ -300,7 +300,7 @@ def draw_scores(fig: Any, report: Mapping[str, Any]) -> None:
                 lw=1.8,
                 label=f"true {kind} ({int(sel.sum()):,} jets)",
             )
-            centres = (edges[:-1] + edges[1:]) / 2
+            centres = (edges[:-1] + edges[1:]) / 2 + shift * (edges[1] - edges[0])
             ax.errorbar(
                 centres,
                 counts,
@@ -311,13 +311,13 @@ def draw_scores(fig: Any, report: Mapping[str, Any]) -> None:
                 lw=0.8,
             )
         ax.set_xlim(0, 1)
-        ax.axvline(0.5, color="grey", ls=":", lw=1)
+        ax.axvline(0.5, color="grey", ls=":", lw=1, label="P = 0.5: the label changes")
         ax.legend(fontsize=7.5, loc="upper center", title=name, title_fontsize=8)
         ax.grid(True, alpha=0.3)
         ax.set_xlabel("stated P(quark)")
     for ax in axes[len(data) :]:
         ax.set_visible(False)
-    axes[0].set_ylabel(f"jets per bin (width {edges[1] - edges[0]:.2g})")
+    axes[0].set_ylabel(f"jets per bin of width {edges[1] - edges[0]:.2g} (bars: √n)")
     fig.suptitle(
         "\n".join(["stated P(quark) of true quark and gluon jets", *plot_context(report)]),
         fontsize=8.5,
