@@ -8,6 +8,7 @@ from the rows with scikit-learn or by hand.
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from vibe_jet_tagging.report import (
     build_comparison,
     build_report,
     error_summary,
+    fmt_fraction,
+    fmt_rejection,
     metric_tables,
     save_report,
     write_html,
@@ -164,7 +167,14 @@ def test_jets_without_a_label_count_in_the_headline_by_kind(sample, tmp_path):
 
 @pytest.mark.parametrize(
     ("case", "n"),
-    [("8 jets", 8), ("2 jets", 2), ("one kind", 8), ("all errors", 8), ("hard labels", 40)],
+    [
+        ("8 jets", 8),
+        ("2 jets", 2),
+        ("one kind", 8),
+        ("all errors", 8),
+        ("hard labels", 40),
+        ("no truth", 8),
+    ],
 )
 def test_small_and_odd_runs_report_what_they_can(sample, tmp_path, case, n):
     if case == "one kind":
@@ -174,10 +184,17 @@ def test_small_and_odd_runs_report_what_they_can(sample, tmp_path, case, n):
         jets = sample.balanced(n, seed=5)
     errors = dict.fromkeys(range(n), "parse") if case == "all errors" else None
     rows = make_rows(jets, errors=errors, hard=case == "hard labels")
+    if case == "no truth":  # e.g. jets of a real run, where nobody knows
+        rows = [{**row, "truth": None} for row in rows]
     report = build_report(rows, sample, n_bootstrap=200)
     _json_text, page, plots = everything_written(report, tmp_path)
     m = report["metrics"]
     notes = " | ".join(report["notes"])
+    if case == "no truth":
+        assert m is None and report["baselines"] == {} and plots == []
+        assert "the jets have no truth labels, so no metrics" in notes
+        assert "8 jets: 8 labelled" in page
+        return
     assert "<table>" in page
     if case in ("8 jets", "2 jets"):
         assert m["auc"] is not None and set(report["baselines"]) == {"multiplicity"}
@@ -264,3 +281,23 @@ def test_identical_runs_stay_visible_in_a_comparison(sample, tmp_path):
     assert scores.rows[0][1:] == scores.rows[1][1:]
     _, _page, plots = everything_written(comparison, tmp_path)
     assert [p.name for p in plots] == ["roc.png", "calibration.png", "scores.png"]
+
+
+def test_each_metric_is_written_one_way() -> None:
+    # Value ± half the interval, rounded as the PDG does (2 digits up to 354, else 1).
+    assert fmt_fraction(0.826, [0.797, 0.855]) == "0.826 ± 0.029"
+    assert fmt_fraction(0.8456, [0.8396, 0.8516]) == "0.846 ± 0.006"
+    assert fmt_fraction(0.75, [0.6, 0.9]) == "0.75 ± 0.15"
+    assert fmt_fraction(0.9, [0.8904, 0.9096]) == "0.900 ± 0.010"  # 0.0096 rounds up
+    # A lopsided interval is written as one: 8 right of 8 is not "1.00 ± 0.10".
+    assert fmt_fraction(1.0, [0.795, 1.0]) == "1.00 (0.80–1.00)"
+    assert fmt_fraction(0.5) == "0.500"
+    assert fmt_fraction(None) == fmt_fraction(float("nan")) == "-"
+    # Rejections: above the N gluon jets they rest on, "> N", never infinity.
+    assert fmt_rejection(14.2, [11.3, 24.1], 100) == "14 (11–24)"
+    assert fmt_rejection(6.54, [3.9, 18.2], 20) == "6.5 (3.9–18)"
+    assert fmt_rejection(math.inf, [49.0, math.inf], 100) == "> 100 (49–>100)"
+    assert fmt_rejection(150.0, [60.0, 300.0], 100) == "> 100 (60–>100)"  # interpolated
+    assert fmt_rejection(None, [None, None], 20) == "> 20"  # as report.json writes inf
+    assert fmt_rejection(12.0, [float("nan"), float("nan")], 20) == "12"
+    assert fmt_rejection(None) == "-"

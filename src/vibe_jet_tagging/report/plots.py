@@ -73,8 +73,8 @@ def plot_context(report: Mapping[str, Any], *, note: bool = True) -> list[str]:
     taggers = taggers_of(report)
     lines = []
     if "runs" in report:
-        varying = {
-            k: sorted({v for r in taggers.values() for v in r.get(k) or []})
+        varying = {  # in the order of the runs
+            k: list(dict.fromkeys(v for r in taggers.values() for v in r.get(k) or []))
             for k in ("models", "efforts", "templates")
         }
         lines.append(f"{report['n_jets']:,} jets from {report['source']}: the same for every run")
@@ -315,6 +315,7 @@ def draw_scores(fig: Any, report: Mapping[str, Any]) -> None:
         ax.legend(fontsize=7.5, loc="upper center", title=name, title_fontsize=8)
         ax.grid(True, alpha=0.3)
         ax.set_xlabel("stated P(quark)")
+    axes[0].set_ylim(0, axes[0].get_ylim()[1] * 1.4)  # room for the legend
     for ax in axes[len(data) :]:
         ax.set_visible(False)
     axes[0].set_ylabel(f"jets per bin of width {edges[1] - edges[0]:.2g} (bars: √n)")
