@@ -24,6 +24,12 @@ Fixtures
     Every test gets its own ``VJT_CACHE_DIR`` (a temporary folder) and no user config file or
     ``VJT_*``/``OPENAI_*`` variables from the environment, so no test reads or writes the
     user's cache or settings.
+``real_vllm`` (session scope)
+    A real vLLM server (:class:`ServerUnderTest`): the one ``scripts/real_vllm.py build`` made,
+    started on a free loopback port for the session (SmolLM2-135M on the CPU, context 8192),
+    or the server named by ``VJT_REAL_BASE_URL`` and ``VJT_REAL_MODEL``. Skipped, with the
+    command that builds it, when there is none. Tests that use it are marked ``real_vllm``;
+    ``pytest`` leaves them out, ``pytest -m real_vllm`` runs only them.
 ``make_jet`` (session scope)
     ``make_jet(kind="quark"|"gluon", seed=0) -> Jet``: a synthetic jet whose multiplicity and
     width follow the quark or gluon distributions of STACK_NOTES (no generator needed).
@@ -31,7 +37,13 @@ Fixtures
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import re
+from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,8 +59,6 @@ _SYNTHETIC = {"quark": (33.4, 13.1, 0.042), "gluon": (53.6, 15.9, 0.068)}
 @pytest.fixture(autouse=True)
 def isolated_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
     """A private cache folder and no settings from the user's environment."""
-    import os
-
     for name in list(os.environ):
         if name.startswith(("VJT_", "OPENAI_")):
             monkeypatch.delenv(name)
@@ -102,3 +112,155 @@ def synthetic_jet(kind: str = "quark", seed: int = 0) -> Jet:
 def make_jet() -> Callable[..., Jet]:
     """``make_jet(kind="quark"|"gluon", seed=0)``: a synthetic jet (see :func:`synthetic_jet`)."""
     return synthetic_jet
+
+
+# -- the real vLLM tier ---------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+BUILD_HINT = (
+    "no real vLLM server: build one with `python scripts/real_vllm.py build` (once, ~15 min, "
+    "cached in ~/.cache/vibe-jet-tagging/real-vllm), or set VJT_REAL_BASE_URL and VJT_REAL_MODEL"
+)
+# Read at import, before the autouse fixture clears VJT_* for each test.
+_EXTERNAL = (os.environ.get("VJT_REAL_BASE_URL"), os.environ.get("VJT_REAL_MODEL"))
+_EXTERNAL_KEY = os.environ.get("VJT_REAL_API_KEY", "EMPTY")
+
+
+def real_vllm_script() -> Any:
+    """``scripts/real_vllm.py`` as a module (it is not part of the package)."""
+    spec = importlib.util.spec_from_file_location("real_vllm", REPO / "scripts" / "real_vllm.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class ServerUnderTest:
+    """A server the contract tests run against: the emulated one or a real vLLM."""
+
+    kind: str  # "emulated" or "real"
+    base_url: str
+    model: str
+    api_key: str = "EMPTY"
+    version: str | None = None
+    context: int | None = None
+    """``max_model_len``: the context the server was started with."""
+    log: Path | None = None
+    start_seconds: float | None = None
+    expected_400: int = 0
+    """HTTP 400s the tests asked for on purpose (oversized requests...)."""
+    tagged: Counter = field(default_factory=Counter)
+    """Jets tagged through this server in the session, by outcome (label or error kind)."""
+
+    @property
+    def url(self) -> str:
+        """The server's root URL (``base_url`` without ``/v1``)."""
+        return self.base_url.removesuffix("/v1")
+
+    def record(self, results: list[Any]) -> None:
+        """Count tagged jets by outcome: ``"labelled"`` or the error kind."""
+        for r in results:
+            r = getattr(r, "result", r)
+            self.tagged["labelled" if getattr(r, "ok", False) else r.error.kind] += 1
+
+    def log_400s(self) -> int | None:
+        """HTTP 400 answers in the server's log (None when there is no log)."""
+        if self.log is None or not self.log.exists():
+            return None
+        pattern = re.compile(r'"POST /v1/chat/completions HTTP/1\.1" 400')
+        return sum(1 for line in self.log.read_text(errors="replace").splitlines()
+                   if pattern.search(line))  # fmt: skip
+
+
+_REAL: list[ServerUnderTest] = []
+
+
+@pytest.fixture(scope="session")
+def real_vllm() -> Iterator[ServerUnderTest]:
+    """A real vLLM server for the session (see the module doc)."""
+    from vibe_jet_tagging.server_info import fetch_server_info
+
+    url, model = _EXTERNAL
+    if url and model:
+        info = fetch_server_info(url, _EXTERNAL_KEY)
+        server = ServerUnderTest(
+            "real", url, model, _EXTERNAL_KEY, info.version, info.require(model).max_model_len
+        )
+        _REAL.append(server)
+        yield server
+        return
+    script = real_vllm_script()
+    if not script.stamp():
+        pytest.skip(BUILD_HINT)
+    info = script.start()
+    server = ServerUnderTest(
+        "real",
+        info["base_url"],
+        info["model"],
+        version=info["vllm"],
+        context=script.MAX_MODEL_LEN,
+        log=Path(info["log"]),
+        start_seconds=info["start_seconds"],
+    )
+    _REAL.append(server)
+    try:
+        yield server
+    finally:
+        script.stop(info)
+
+
+@pytest.fixture(scope="session")
+def emulated_contract_server() -> Iterator[ServerUnderTest]:
+    """The emulated server set up like the real tier's (model ``smollm2``, context 8192)."""
+    context = real_vllm_script().MAX_MODEL_LEN
+    with EmulatedServer(models=["smollm2"], max_model_len=context) as emulated:
+        yield ServerUnderTest("emulated", emulated.base_url, "smollm2", context=context)
+
+
+@pytest.fixture(
+    scope="session", params=["emulated", pytest.param("real", marks=pytest.mark.real_vllm)]
+)
+def server(request: pytest.FixtureRequest) -> ServerUnderTest:
+    """One contract, two servers: the emulated one, and a real vLLM (marked ``real_vllm``).
+
+    Where the two differ, the emulator is wrong: change it to do what vLLM does.
+    """
+    if request.param == "real":
+        return request.getfixturevalue("real_vllm")
+    return request.getfixturevalue("emulated_contract_server")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests against a real server leave loopback only for the host the user named."""
+    url = _EXTERNAL[0]
+    if not url:
+        return
+    from urllib.parse import urlparse
+
+    host = urlparse(url).hostname
+    for item in items:
+        if "real_vllm" in item.keywords and host:
+            item.add_marker(pytest.mark.allow_hosts(["127.0.0.1", "::1", host]))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """What the real tier ran against and what it saw (the CI log shows it)."""
+    for server in _REAL:
+        tagged = sum(server.tagged.values())
+        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(server.tagged.items())) or "none"
+        lines = [
+            f"real vLLM {server.version} serving {server.model!r} at {server.base_url}"
+            + (f" (started in {server.start_seconds:.0f} s)" if server.start_seconds else ""),
+            f"jets tagged through it: {tagged} ({outcomes}); HTTP 400 while tagging: "
+            f"{server.tagged.get('bad_request', 0)}",
+        ]
+        in_log = server.log_400s()
+        if in_log is not None:
+            lines.append(
+                f"HTTP 400 in the server log: {in_log}, of which {server.expected_400} asked for "
+                "on purpose by the contract tests"
+            )
+        terminalreporter.write_sep("-", "real vLLM tier")
+        for line in lines:
+            terminalreporter.write_line(line)

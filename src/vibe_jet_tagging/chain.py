@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import math
+import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -36,10 +37,12 @@ from langchain_openai.chat_models.base import BaseChatOpenAI
 
 from ._sync import iterate_sync, run_sync
 from .cache import ResultCache
+from .errors import ServerError
 from .formats import JetFormat
 from .jets import Jet
-from .model import DEFAULT_MODEL, ChatVLLM, Effort, reasoning_of
+from .model import DEFAULT_BASE_URL, DEFAULT_MODEL, ChatVLLM, Effort, reasoning_of
 from .parsing import (
+    COMPACT_LABEL_REGEX,
     PARSER_VERSION,
     SCHEMA_VERSION,
     LabelParseError,
@@ -51,6 +54,7 @@ from .parsing import (
 )
 from .prompts import DEFAULT_TEMPLATE, JetPrompt, PromptTemplateSpec, SelectorName
 from .results import TagError, TaggingError, TagResult, Usage
+from .server_info import ServerInfo, fetch_pool_info
 
 __all__ = ["JetInput", "JetTagger"]
 
@@ -83,7 +87,13 @@ def _logprob_quark_probability(message: BaseMessage) -> float | None:
 
 
 def _server_error(exc: openai.APIError, url: str | None) -> TagError:
-    """The :class:`TagError` of an error of the model server."""
+    """The :class:`TagError` of an error of the model server.
+
+    Names the server the failed request went to (with several servers, not always ``url``).
+    """
+    request = getattr(exc, "request", None)
+    if request is not None:
+        url = str(request.url).removesuffix("/chat/completions")
     where = f" at {url}" if url else ""
     if isinstance(exc, openai.APITimeoutError):
         return TagError(kind="timeout", message=f"the model server{where} did not answer in time")
@@ -128,7 +138,10 @@ class JetTagger(Runnable[JetInput, TagResult]):
     Args:
         model: a model name served by vLLM (default ``openai/gpt-oss-120b``), or any LangChain
             chat model (e.g. a configured :class:`ChatVLLM`).
-        base_url: the server's OpenAI-compatible URL (default ``http://localhost:8000/v1``).
+        base_url: the server's OpenAI-compatible URL (default ``http://localhost:8000/v1``),
+            or a list of servers of the same model: each request goes to the one with the
+            fewest in flight, and one that fails is set aside for a while
+            (:class:`~vibe_jet_tagging.endpoints.EndpointPool`).
         effort: reasoning effort, ``"low"``, ``"medium"`` or ``"high"``.
         temperature, seed: sampling settings sent to the server (``seed`` also draws the
             few-shot examples).
@@ -156,7 +169,7 @@ class JetTagger(Runnable[JetInput, TagResult]):
         self,
         model: str | BaseChatModel = DEFAULT_MODEL,
         *,
-        base_url: str | None = None,
+        base_url: str | Sequence[str] | None = None,
         effort: Effort | None = "medium",
         temperature: float | None = None,
         seed: int | None = None,
@@ -230,20 +243,9 @@ class JetTagger(Runnable[JetInput, TagResult]):
             cache = ResultCache(cache)
         self.cache: ResultCache | None = cache if isinstance(cache, ResultCache) else None
 
-        self._call_options: dict[str, Any] = {}
-        if structured_output:
-            if isinstance(self.model, BaseChatOpenAI):
-                # In the body as is: ChatOpenAI would send a response_format through the SDK's
-                # slower `parse` path, which adds ~1 ms of CPU per request and gains nothing
-                # here (the answer is validated by instructor below).
-                self._call_options["extra_body"] = {
-                    **(self.model.extra_body or {}),
-                    "response_format": label_response_format(),
-                }
-            else:
-                self._call_options["response_format"] = label_response_format()
-        if logprobs:
-            self._call_options.update(logprobs=True, top_logprobs=5)
+        self._call_options: dict[str, Any] | None = None
+        self._server_info: ServerInfo | None = None
+        self._server_lock = threading.Lock()
         self._prompt = RunnableLambda(self.prompt.messages, name="prompt")
         self._parse = RunnableLambda(self._read, name="parse_label")
         self.settings_key = self._settings_key()
@@ -267,6 +269,60 @@ class JetTagger(Runnable[JetInput, TagResult]):
     def base_url(self) -> str | None:
         """The model server's URL."""
         return getattr(self.model, "openai_api_base", None)
+
+    def server_info(self) -> ServerInfo | None:
+        """What the server reports about itself (``/v1/models``, ``/version``), asked once.
+
+        ``None`` for a chat model that is not an OpenAI-compatible client. Raises
+        :class:`~vibe_jet_tagging.errors.ServerError` when the server cannot be reached.
+        """
+        if self._server_info is None and isinstance(self.model, BaseChatOpenAI):
+            with self._server_lock:
+                if self._server_info is None:
+                    key = self.model.openai_api_key
+                    self._server_info = fetch_pool_info(
+                        self.base_urls,
+                        key.get_secret_value() if key is not None else None,
+                        self.model_name,
+                    )
+        return self._server_info
+
+    @property
+    def base_urls(self) -> list[str]:
+        """Every server the model spreads its requests over (one unless given a list)."""
+        pool = getattr(self.model, "endpoint_pool", None)
+        return pool.base_urls if pool is not None else [self.base_url or DEFAULT_BASE_URL]
+
+    def endpoint_stats(self) -> list[dict[str, Any]]:
+        """Requests sent, answered and failed per server (several servers: see ``base_url``)."""
+        pool = getattr(self.model, "endpoint_pool", None)
+        return pool.stats() if pool is not None else []
+
+    def _options(self) -> dict[str, Any]:
+        """Keyword arguments of every model call (built once, after the server is known)."""
+        if self._call_options is not None:
+            return self._call_options
+        options: dict[str, Any] = {}
+        if self.structured_output:
+            if isinstance(self.model, BaseChatOpenAI):
+                # In the body as is: ChatOpenAI would send a response_format through the SDK's
+                # slower `parse` path, which adds ~1 ms of CPU per request and gains nothing
+                # here (the answer is validated by instructor below).
+                info = self.server_info()
+                if info is not None and info.structured_outputs:
+                    # vLLM's grammar for a JSON schema allows any whitespace, which a small
+                    # model can fill to max_tokens; a compact-JSON regex cannot run away.
+                    # Not beside response_format: vLLM would count two constraints.
+                    constraint = {"structured_outputs": {"regex": COMPACT_LABEL_REGEX}}
+                else:
+                    constraint = {"response_format": label_response_format()}
+                options["extra_body"] = {**(self.model.extra_body or {}), **constraint}
+            else:
+                options["response_format"] = label_response_format()
+        if self.logprobs:
+            options.update(logprobs=True, top_logprobs=5)
+        self._call_options = options
+        return options
 
     def _settings_key(self) -> str:
         settings = {
@@ -332,8 +388,11 @@ class JetTagger(Runnable[JetInput, TagResult]):
     async def _ask(
         self, messages: list[BaseMessage], config: RunnableConfig
     ) -> tuple[AIMessage, float]:
+        options = self._call_options
+        if options is None:
+            options = await asyncio.to_thread(self._options)
         start = time.perf_counter()
-        message = await self.model.ainvoke(messages, config, **self._call_options)
+        message = await self.model.ainvoke(messages, config, **options)
         return message, time.perf_counter() - start
 
     async def _atag(
@@ -368,6 +427,8 @@ class JetTagger(Runnable[JetInput, TagResult]):
             )
         except openai.APIError as exc:
             error = _server_error(exc, self.base_url)
+        except ServerError as exc:  # the server's /models could not be read
+            error = TagError(kind="connection", message=str(exc))
         else:
             assert isinstance(outcome, ParsedLabel)
             return self._result(

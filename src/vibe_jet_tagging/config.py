@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     template: str = DEFAULT_TEMPLATE
     shots: int | None = Field(None, ge=0)
     concurrency: int = Field(64, ge=1)
+    max_tokens: int | None = Field(None, ge=1)
     timeout: float = Field(600.0, gt=0)
     max_retries: int = Field(4, ge=0)
     structured_output: bool = True

@@ -31,7 +31,8 @@ from langchain_openai import ChatOpenAI
 from langchain_openai._compat import httpx  # the httpx flavour the openai SDK uses
 from pydantic import Field, SecretStr, model_validator
 
-from .errors import ModelNotServedError, ServerError
+from .endpoints import EndpointPool, PoolTransport
+from .server_info import fetch_server_info
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -137,8 +138,10 @@ class ChatVLLM(ChatOpenAI):
     )
     reasoning_effort: Effort | None = "medium"
     """How long gpt-oss reasons: ``"low"``, ``"medium"`` or ``"high"`` (sent as is)."""
-    max_tokens: int | None = Field(default=16_384, alias="max_completion_tokens")
-    """Reasoning plus answer; high effort needs a few thousand tokens, sometimes many more."""
+    max_tokens: int | None = Field(default=None, alias="max_completion_tokens")
+    """Reasoning plus answer. Unset by default: vLLM then allows the rest of the model's
+    context, which a fixed number cannot promise for every server (vLLM answers HTTP 400 when
+    ``max_tokens`` exceeds ``max_model_len``). High effort needs a few thousand tokens."""
     request_timeout: float | tuple[float, float] | Any | None = Field(
         default=600.0, alias="timeout"
     )
@@ -148,6 +151,30 @@ class ChatVLLM(ChatOpenAI):
     stream_usage: bool | None = True
     http_async_client: Any | None = Field(default_factory=_loop_safe_async_client, exclude=True)
     """Default: connection pools per event loop (see ``_PerLoopTransport``)."""
+
+    endpoint_pool: EndpointPool | None = Field(default=None, exclude=True)
+    """Set when ``base_url`` is a list of servers: requests spread over them (see
+    :class:`~vibe_jet_tagging.endpoints.EndpointPool`)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _several_servers(cls, values: Any) -> Any:
+        """``base_url=[...]``: one client over several servers of the same model."""
+        if not isinstance(values, dict):
+            return values
+        name = next((n for n in ("base_url", "openai_api_base") if n in values), None)
+        urls = values.get(name) if name else None
+        if isinstance(urls, list | tuple):
+            if len(urls) == 1:
+                values[name] = urls[0]
+            else:
+                pool = EndpointPool(urls)
+                values = {**values, name: pool.base_urls[0], "endpoint_pool": pool}
+                values["http_async_client"] = openai.DefaultAsyncHttpxClient(
+                    transport=PoolTransport(pool, _PerLoopTransport())
+                )
+                values["http_client"] = openai.DefaultHttpxClient(transport=PoolTransport(pool))
+        return values
 
     @model_validator(mode="after")
     def _chat_completions_only(self) -> ChatVLLM:
@@ -171,11 +198,13 @@ class ChatVLLM(ChatOpenAI):
     def _create_chat_result(
         self, response: dict | openai.BaseModel, generation_info: dict | None = None
     ) -> ChatResult:
+        # The typed response goes to ChatOpenAI as it came: with_structured_output's
+        # json_schema mode reads ``message.parsed`` from it.
+        result = super()._create_chat_result(response, generation_info)
         if isinstance(response, openai.BaseModel):
             response = response.model_dump(
                 exclude={"choices": {"__all__": {"message": {"parsed"}}}}, warnings=False
             )
-        result = super()._create_chat_result(response, generation_info)
         for generation, choice in zip(
             result.generations, response.get("choices") or [], strict=False
         ):
@@ -213,31 +242,11 @@ def served_models(base_url: str, api_key: str = "EMPTY", *, timeout: float = 10.
     Raises :class:`~vibe_jet_tagging.errors.ServerError` naming the URL when the server cannot
     be reached or does not answer like an OpenAI-compatible server.
     """
-    client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout)
-    try:
-        return [m.id for m in client.models.list().data]
-    except openai.APIConnectionError as exc:
-        reason = exc.__cause__ or exc
-        raise ServerError(
-            f"cannot reach the model server at {base_url}: {reason}", url=base_url
-        ) from None
-    except openai.APIStatusError as exc:
-        raise ServerError(
-            f"the server at {base_url} answered HTTP {exc.status_code} to GET /models: "
-            f"{exc.message}",
-            url=base_url,
-        ) from None
-    finally:
-        client.close()
+    return fetch_server_info(base_url, api_key, timeout=timeout).model_ids
 
 
 def check_server(base_url: str, model: str, api_key: str = "EMPTY") -> list[str]:
     """Check that ``base_url`` is reachable and serves ``model``; returns the served models."""
-    models = served_models(base_url, api_key)
-    if model not in models:
-        raise ModelNotServedError(
-            f"the server at {base_url} does not serve {model!r}; it serves: {', '.join(models)}",
-            url=base_url,
-            served=models,
-        )
-    return models
+    info = fetch_server_info(base_url, api_key)
+    info.require(model)
+    return info.model_ids

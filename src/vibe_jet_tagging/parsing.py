@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .errors import VJTError
 
 __all__ = [
+    "COMPACT_LABEL_REGEX",
     "PARSER_VERSION",
     "SCHEMA_VERSION",
     "JetLabel",
@@ -74,6 +75,18 @@ def label_response_format() -> dict[str, Any]:
         "type": "json_schema",
         "json_schema": {"name": "JetLabel", "schema": schema, "strict": True},
     }
+
+
+COMPACT_LABEL_REGEX = (
+    r'\{"label":"(quark|gluon)","quark_probability":(0(\.[0-9]{1,4})?|1(\.0{1,4})?)\}'
+)
+"""A :class:`JetLabel` answer as compact JSON (no whitespace, at most 4 decimals).
+
+Sent to vLLM as ``structured_outputs.regex``: with a JSON schema, vLLM's grammar allows any
+whitespace between tokens, and a small model can fill ``max_tokens`` with it after
+``{"label": "gluon"``. vLLM 0.32 ignores the per-request ``disable_any_whitespace`` (only the
+server's ``--structured-outputs-config`` sets it), so a regex is the request-level way.
+"""
 
 
 class ParsedLabel(BaseModel):

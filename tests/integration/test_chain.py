@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 import threading
 
 import openai
@@ -13,6 +14,7 @@ from langchain_core.runnables import RunnableLambda
 
 from vibe_jet_tagging import ChatVLLM, JetTagger, TaggingError, TagResult, load_sample
 from vibe_jet_tagging.model import REASONING_KEY
+from vibe_jet_tagging.parsing import COMPACT_LABEL_REGEX
 from vibe_jet_tagging.usage import UsageCallback, usage_totals
 
 SAMPLE = load_sample()
@@ -63,17 +65,43 @@ async def test_tags_real_jets_with_reasoning_usage_and_schema(emulator):
     assert not result.usage.reasoning_estimated
     [body] = wire.bodies
     assert body["reasoning_effort"] == "medium"
-    assert body["response_format"]["type"] == "json_schema"
-    assert body["response_format"]["json_schema"]["schema"]["required"] == [
-        "label",
-        "quark_probability",
-    ]
+    # A vLLM server (the emulator says it emulates one) gets the compact-JSON regex, alone.
+    assert body["structured_outputs"] == {"regex": COMPACT_LABEL_REGEX}
+    assert "response_format" not in body
+    assert re.fullmatch(COMPACT_LABEL_REGEX, result.answer)
     # System, four examples as (user, assistant JSON) turns, then the jet: and never the jet
     # being tagged among its own examples.
     roles = [m["role"] for m in body["messages"]]
     assert roles == ["system"] + ["user", "assistant"] * 4 + ["user"]
     target = body["messages"][-1]["content"]
     assert all(m["content"] != target for m in body["messages"][1:-1])
+
+
+@pytest.mark.parametrize(
+    ("owned_by", "version"), [("openai", None), ("vllm", "0.9.2"), ("vllm", None)]
+)
+async def test_servers_without_structured_outputs_get_response_format(
+    emulator, monkeypatch, owned_by, version
+):
+    """Other servers, and vLLM before 0.10.2, get the portable JSON schema instead."""
+    from vibe_jet_tagging import chain
+    from vibe_jet_tagging.server_info import ModelCard, ServerInfo
+
+    def other_server(url, key=None, **kwargs):
+        return ServerInfo(url, (ModelCard(emulator.model, owned_by=owned_by),), version)
+
+    monkeypatch.setattr(chain, "fetch_server_info", other_server)
+    wire = Wire()
+    result = await tagger_for(emulator, wire).ainvoke(JETS[1])
+    assert result.parsed_by == "schema"
+    [body] = wire.bodies
+    assert "structured_outputs" not in body
+    assert body["response_format"]["type"] == "json_schema"
+    assert body["response_format"]["json_schema"]["schema"]["required"] == [
+        "label",
+        "quark_probability",
+    ]
+    assert result.answer.startswith('{"label": ')  # the emulator's schema answer
 
 
 @pytest.mark.parametrize("field", ["reasoning", "reasoning_content", "both"])

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import io
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from rich.console import Console
 
 from vibe_jet_tagging import _verbose
-from vibe_jet_tagging.classifier import LocalLLMClassifier
+from vibe_jet_tagging.classifier import LocalLLMClassifier, UnlabelledJetsWarning
 from vibe_jet_tagging.data import load_sample
 
 SAMPLE = load_sample()
@@ -67,6 +69,14 @@ async def test_sync_calls_work_inside_a_running_event_loop(emulator):
     assert "nest_asyncio" not in sys.modules
 
 
+def test_verbose_module_does_not_import_the_classifier():
+    # The classifier calls _verbose; _verbose takes plain values and imports nothing back.
+    tree = ast.parse(Path(_verbose.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m and "classifier" in m}
+
+
 def test_verbose_shows_usage_reasoning_answer_and_totals(emulator, monkeypatch):
     buffer = io.StringIO()
     monkeypatch.setattr(_verbose, "console", Console(file=buffer, width=200, color_system=None))
@@ -93,9 +103,16 @@ def test_verbose_shows_usage_reasoning_answer_and_totals(emulator, monkeypatch):
         f"{totals.usage.input_tokens:,}"
     ) in text
 
-    # Running totals add up across calls; a quiet call prints nothing.
+    # Running totals add up across calls; a jet asked before is shown again, paid once.
     clf.predict(TEST[2:3])
-    assert "running totals: 3 jets" in buffer.getvalue()
+    assert "running totals: 3 jets, 3 labelled, 0 without label, 0 from cache" in buffer.getvalue()
+    start = len(buffer.getvalue())
+    clf.predict(TEST[:1])
+    again = buffer.getvalue()[start:]
+    assert f"jet {first.index}" in again and "(cached: nothing paid)" in again
+    assert first.reasoning[:60] in again
+    assert "running totals: 4 jets, 4 labelled, 0 without label, 1 from cache" in again
+    assert f"cost ${clf.totals_.cost:.6f}" in again and clf.totals_.cost == clf.cost_
     size = len(buffer.getvalue())
     clf.predict(TEST[3:4], verbose=False)
     assert len(buffer.getvalue()) == size
@@ -106,18 +123,30 @@ def test_unlabelled_jets_give_minus_one_and_nan_never_a_guess(fresh_emulator):
     server = fresh_emulator(faults={"truncation": 0.5})
     clf = classifier(server, reask=False).fit(TRAIN, TRAIN.labels)
     jets = TEST[:16]
-    predictions = clf.predict(jets)
+    with pytest.warns(UnlabelledJetsWarning, match=r"of 16 jets got no label \(\d+ truncated"):
+        predictions = clf.predict(jets)
     failed = [r.index for r in clf.failures_]
     assert 0 < len(failed) < 16
     assert all(r.error.kind == "truncated" and r.label is None for r in clf.failures_)
     for prediction, result in zip(predictions, clf.results_, strict=True):
         assert prediction == (-1 if result.index in failed else int(result.label == "quark"))
 
+    # predict_proba on the same jets reads the kept answers: the same jets are nan, none asked.
+    server.reset_stats()
+    with pytest.warns(UnlabelledJetsWarning):
+        proba = clf.predict_proba(jets)
+    assert server.stats()["requests_total"] == 0
+    assert np.isnan(proba[predictions == -1]).all()
+    assert not np.isnan(proba[predictions != -1]).any()
+
     server.set_faults(truncation=1.0)
-    proba = clf.predict_proba(jets)
+    clf.fit(TRAIN, TRAIN.labels)  # a new fit asks again
+    with pytest.warns(UnlabelledJetsWarning, match="16 of 16 jets got no label"):
+        proba = clf.predict_proba(jets)
     assert np.isnan(proba).all()
     assert len(clf.failures_) == 16
-    assert clf.score(jets, jets.labels) == 0.0  # a jet without a label counts as wrong
+    with pytest.warns(UnlabelledJetsWarning, match="score counts them as wrong"):
+        assert clf.score(jets, jets.labels) == 0.0  # a jet without a label counts as wrong
 
 
 def test_use_async_false_sends_one_request_at_a_time(fresh_emulator):

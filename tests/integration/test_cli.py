@@ -155,6 +155,66 @@ def test_tag_writes_one_row_per_jet_and_a_rerun_asks_nothing(tmp_path, fresh_emu
     assert server.stats()["requests_total"] == 60
 
 
+def test_a_jet_with_bad_data_is_one_input_error_and_a_rerun_completes(tmp_path, fresh_emulator):
+    server = fresh_emulator()
+    X, y = SAMPLE[:8].padded(), SAMPLE.labels[:8].astype(np.float64)
+    X[2, 0, 1] = np.nan  # jet 2: its hardest constituent has no rapidity
+    X[5, 3, 0] = -1.0  # jet 5: a negative pt
+    path = tmp_path / "bad.npz"
+    np.savez_compressed(path, X=X, y=y)
+    out = tmp_path / "out.jsonl"
+    args = ["tag", path, "-o", out, "--base-url", server.base_url]
+
+    first = ok(vjt(*args, cwd=tmp_path))
+    rows = read_jsonl(out)
+    by_index = {r["index"]: r for r in rows}
+    assert sorted(by_index) == list(range(8))
+    nan = "non-finite value (nan or inf) in constituent row 0"
+    assert by_index[2]["error"] == f"{path}: jet 2: {nan}"
+    assert by_index[5]["error"] == f"{path}: jet 5: negative pt -1 in constituent row 3"
+    for i in (2, 5):
+        assert by_index[i]["error_kind"] == "input" and by_index[i]["label"] is None
+        assert "\n" not in by_index[i]["error"]
+    assert all(r["label"] in ("quark", "gluon") for i, r in by_index.items() if i not in (2, 5))
+    assert server.stats()["requests_total"] == 6  # the bad jets are never sent
+    assert "6 asked" in first.stderr
+    assert "invalid data: 2 jets cannot be tagged" in first.stderr
+    assert "rerun" not in first.stderr  # a rerun cannot help them
+
+    # The same command again completes: the input errors are kept, nothing is asked.
+    server.reset_stats()
+    second = ok(vjt(*args, cwd=tmp_path))
+    assert read_jsonl(out) == rows
+    assert server.stats()["requests_total"] == 0
+    assert "6 jets already tagged, 2 with invalid data kept as they are" in second.stderr
+
+    # Once the file is fixed, the jet is asked again; the other bad one stays as it was.
+    X[2, 0, 1] = 0.1
+    np.savez_compressed(path, X=X, y=y)
+    server.reset_stats()
+    ok(vjt(*args, cwd=tmp_path))
+    by_index = {r["index"]: r for r in read_jsonl(out)}
+    assert len(by_index) == 8
+    assert by_index[2]["label"] in ("quark", "gluon") and by_index[2]["error"] is None
+    assert by_index[5] == {r["index"]: r for r in rows}[5]
+    assert server.stats()["requests_total"] == 1
+
+
+def test_a_balanced_selection_grows_without_losing_rows(tmp_path, fresh_emulator):
+    server = fresh_emulator()
+    out = tmp_path / "out.jsonl"
+    args = ["tag", "sample", "-o", out, "--base-url", server.base_url, "--balanced"]
+    ok(vjt(*args, "--limit", "20", "--seed", "3", cwd=tmp_path))
+    first = {r["index"]: r for r in read_jsonl(out)}
+    server.reset_stats()
+    grown = ok(vjt(*args, "--limit", "24", "--seed", "3", cwd=tmp_path))
+    assert "20 kept from before, 0 from the cache, 4 asked" in grown.stderr
+    assert server.stats()["requests_total"] == 4
+    rows = {r["index"]: r for r in read_jsonl(out)}
+    assert set(rows) == set(SAMPLE.balanced(24, seed=3).indices.tolist())
+    assert all(rows[i] == row for i, row in first.items())
+
+
 def test_tag_resumes_after_sigkill_asking_only_for_missing_jets(tmp_path, fresh_emulator):
     n, concurrency = 40, 4
     # ~120 reasoning tokens at low effort: ~0.3 s per request, ~3 s for the whole run.

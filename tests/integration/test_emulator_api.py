@@ -416,12 +416,9 @@ def test_same_seed_same_answers(fresh_emulator, make_jet) -> None:
 @pytest.mark.parametrize(
     ("body", "status", "param"),
     [
-        ({"model": "nope", "messages": [{"role": "user", "content": "hi"}]}, 404, "model"),
+        # Also checked against a real vLLM in tests/contract: wrong model, efforts, budgets.
         ({}, 400, "messages"),
-        ({"messages": []}, 400, "messages"),
         ({"messages": [{"content": "no role"}]}, 400, "messages"),
-        ({"messages": [{"role": "user", "content": "x"}], "reasoning_effort": "max"}, 400,
-         "reasoning_effort"),
         ({"messages": [{"role": "user", "content": "x"}], "max_tokens": -1}, 400, "max_tokens"),
         ({"messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 0}, 400,
          "max_completion_tokens"),
@@ -442,8 +439,6 @@ def test_error_shape(emulator, body, status, param) -> None:
     assert error["code"] == status
     assert error["param"] == param
     assert error["type"] == {400: "BadRequestError", 404: "NotFoundError"}[status]
-    if status == 404:
-        assert error["message"] == "The model `nope` does not exist."
 
 
 def test_malformed_body_is_400(emulator) -> None:

@@ -11,7 +11,18 @@ import typer
 from rich.markup import escape
 
 from .app import CLIError, app
-from .options import BaseUrl, Concurrency, Emulate, JetsArg, Limit, Seed
+from .options import (
+    BaseUrl,
+    Concurrency,
+    Emulate,
+    JetsArg,
+    Limit,
+    MaxRetries,
+    MaxTokens,
+    Seed,
+    Temperature,
+    Timeout,
+)
 from .render import print_notes, print_tables
 from .run import (
     check_template,
@@ -62,6 +73,10 @@ def compare(
     limit: Limit = 100,
     seed: Seed = None,
     emulate: Emulate = False,
+    max_tokens: MaxTokens = None,
+    timeout: Timeout = None,
+    max_retries: MaxRetries = None,
+    temperature: Temperature = None,
 ) -> None:
     """The same jets over several efforts, templates or models, against the baselines.
 
@@ -69,7 +84,16 @@ def compare(
     """
     from ..report import read_rows
 
-    base = settings_from(base_url=base_url, concurrency=concurrency, seed=seed)
+    request = {
+        "base_url": base_url,
+        "concurrency": concurrency,
+        "seed": seed,
+        "max_tokens": max_tokens,
+        "timeout": timeout,
+        "max_retries": max_retries,
+        "temperature": temperature,
+    }
+    base = settings_from(**request)
     for e in _split(efforts) or []:
         if e not in ("low", "medium", "high"):
             raise CLIError(f"invalid effort {e!r} in --efforts: use low, medium or high")
@@ -80,7 +104,7 @@ def compare(
         for m in _split(models) or [base.model]
     ]
     # Every setting is checked before any server starts or any jet is asked.
-    runs = [settings_from(**g, base_url=base_url, concurrency=concurrency, seed=seed) for g in grid]
+    runs = [settings_from(**g, **request) for g in grid]
     for settings in runs:
         check_template(settings.template)
     names = _run_names(grid)

@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from .app import CLIError, app
 from .evaluate import evaluate_file
-from .options import Effort, Template
+from .options import Effort, MaxRetries, MaxTokens, Temperature, Template, Timeout
 from .run import (
     check_template,
     example_pool,
@@ -34,6 +34,10 @@ def demo(
     effort: Effort = None,
     template: Template = None,
     seed: Annotated[int, typer.Option(help="Seed of the subset and the emulator.")] = 0,
+    max_tokens: MaxTokens = None,
+    timeout: Timeout = None,
+    max_retries: MaxRetries = None,
+    temperature: Temperature = None,
 ) -> None:
     """The whole job on the embedded default: the emulated server, the bundled sample.
 
@@ -43,7 +47,15 @@ def demo(
     from ..data import load_sample
     from ..report import fmt_fraction
 
-    settings = settings_from(effort=effort, template=template, seed=seed)
+    settings = settings_from(
+        effort=effort,
+        template=template,
+        seed=seed,
+        max_tokens=max_tokens,
+        timeout=timeout,
+        max_retries=max_retries,
+        temperature=temperature,
+    )
     check_template(settings.template)
     if jets < 2 or jets % 2:
         raise CLIError(f"--jets must be an even number >= 2 (half quark, half gluon), got {jets}")

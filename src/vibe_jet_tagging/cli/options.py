@@ -36,3 +36,27 @@ Emulate = Annotated[
 ]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")]
 Refresh = Annotated[bool, typer.Option("--refresh", help="Ask again even for cached jets.")]
+MaxTokens = Annotated[
+    int | None,
+    typer.Option(
+        help="Tokens the model may generate per request, reasoning included (default: unset, "
+        "the server allows the rest of its context) \\[env VJT_MAX_TOKENS]."
+    ),
+]
+Timeout = Annotated[
+    float | None,
+    typer.Option(help="Seconds to wait for one answer (default 600) \\[env VJT_TIMEOUT]."),
+]
+MaxRetries = Annotated[
+    int | None,
+    typer.Option(
+        help="Retries of connection errors, timeouts, 429 and 5xx (default 4) "
+        "\\[env VJT_MAX_RETRIES]."
+    ),
+]
+Temperature = Annotated[
+    float | None,
+    typer.Option(
+        help="Sampling temperature, 0 to 2 (default: the server's) \\[env VJT_TEMPERATURE]."
+    ),
+]

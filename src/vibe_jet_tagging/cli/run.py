@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .app import CLIError, console
+from .breaker import Breaker, RunStopped
 from .cache import cache_root, results_dir
 
 _EMULATED = "answers from a physics heuristic, not a language model"
@@ -88,19 +89,6 @@ class Backend:
             say(f"[dim]emulated vLLM server on {escape(self.url)} ({_EMULATED})[/]")
 
 
-def _is_emulator(base_url: str) -> bool:
-    """Whether the server at ``base_url`` says it is this package's emulated server."""
-    import httpx
-
-    root = base_url.rstrip("/")
-    root = root.removesuffix("/v1")
-    try:
-        version = httpx.get(f"{root}/version", timeout=5).json().get("version", "")
-    except (httpx.HTTPError, ValueError, AttributeError):
-        return False
-    return isinstance(version, str) and version.startswith("emulated")
-
-
 @contextlib.contextmanager
 def server(
     emulate: bool, settings: Any, *, models: list[str] | None = None, **emulator_options: Any
@@ -111,12 +99,13 @@ def server(
     the emulated server is treated as such.
     """
     from ..errors import ModelNotServedError, ServerError
-    from ..model import check_server
+    from ..server_info import fetch_server_info
 
     if not emulate:
         url, model = settings.base_url, settings.model
         try:
-            check_server(url, model, settings.api_key.get_secret_value())
+            info = fetch_server_info(url, settings.api_key.get_secret_value())
+            info.require(model)
         except ModelNotServedError as exc:
             raise CLIError(
                 f"the server at {url} does not serve the model {model!r}; it serves "
@@ -129,7 +118,7 @@ def server(
                 "(VJT_BASE_URL) at a running server, or pass --emulate to use the built-in "
                 "emulated server."
             ) from None
-        yield Backend(url, _is_emulator(url))
+        yield Backend(url, info.emulated)
         return
     from ..emulator import EmulatedServer
 
@@ -157,6 +146,7 @@ def make_tagger(
         effort=settings.effort,
         temperature=settings.temperature,
         seed=settings.seed,
+        max_tokens=settings.max_tokens,
         timeout=settings.timeout,
         max_retries=settings.max_retries,
         api_key=settings.api_key.get_secret_value(),
@@ -177,6 +167,8 @@ class RunStats:
     done: int = 0
     resumed: int = 0
     errors: int = 0
+    input_errors: int = 0  # this run's jets whose own data cannot be tagged
+    kept_input_errors: int = 0  # such jets' rows kept from a previous run
     cache_hits: int = 0
     tokens: int = 0
     started: float = field(default_factory=time.perf_counter)
@@ -184,11 +176,22 @@ class RunStats:
     @property
     def asked(self) -> int:
         """Jets sent to the server in this run."""
-        return self.done - self.cache_hits
+        return self.done - self.cache_hits - self.input_errors
+
+    @property
+    def invalid(self) -> int:
+        """Jets in the output that can never be tagged: their data is invalid."""
+        return self.input_errors + self.kept_input_errors
+
+    @property
+    def retryable(self) -> int:
+        """Jets of this run without label that a rerun asks again."""
+        return self.errors - self.input_errors
 
     def add(self, row: dict[str, Any]) -> None:
         self.done += 1
         self.errors += row.get("error") is not None
+        self.input_errors += row.get("error_kind") == "input"
         self.cache_hits += bool(row.get("cached"))
         if not row.get("cached"):
             self.tokens += row.get("tokens") or 0
@@ -204,37 +207,45 @@ class RunStats:
         return f"{self.errors} err · {self.cache_hits} cached · {tokens} tok · {rate:.1f} jets/s"
 
 
-class _ServerGone(Exception):
-    """Many jets in a row could not reach the server: stop instead of failing them all."""
-
-
 def _resumable(
     rows: list[dict[str, Any]], tagger: Any, selection: Any, backend: str
 ) -> tuple[dict[int, dict[str, Any]], int, int]:
     """Rows of a previous run to keep (by position), rows to ask again, rows dropped.
 
-    A row is kept when it is for a jet of the selection, has a label, and was made with the
-    same settings (same cache key) by the same kind of backend. Rows of jets without a label
-    are asked again; rows for other jets or made with other settings are dropped, never mixed.
+    A row is kept when it is for a jet of the selection, made by the same kind of backend, and
+    either has a label and the same settings (same cache key), or is an ``input`` error for a
+    jet whose data still fails the same way (asking again could never succeed). Other rows of
+    jets without a label are asked again; rows for other jets or made with other settings are
+    dropped, never mixed. The jets are read once, in order, and an invalid one stops nothing.
     """
     source = selection.source
     positions = {int(idx): p for p, idx in enumerate(np.asarray(selection.indices))}
-    kept: dict[int, dict[str, Any]] = {}
-    retry = dropped = 0
+    candidates: list[tuple[int, dict[str, Any]]] = []
+    dropped = 0
     for row in rows:
         p = positions.get(row.get("index"))  # type: ignore[arg-type]
-        same = (
-            p is not None
-            and row.get("source") == source
-            and row.get("backend", backend) == backend
-            and row.get("key") == tagger.key_for(selection[p])
-        )
-        if not same:
+        if p is None or row.get("source") != source or row.get("backend", backend) != backend:
+            dropped += 1
+        else:
+            candidates.append((p, row))
+    wanted = sorted({p for p, _ in candidates})
+    read = selection[np.array(wanted, dtype=np.intp)].jets_or_errors()
+    jets = dict(zip(wanted, read, strict=True))
+    kept: dict[int, dict[str, Any]] = {}
+    retry = 0
+    for p, row in candidates:
+        jet = jets[p]
+        if row.get("error_kind") == "input":
+            if isinstance(jet, ValueError) and str(jet) == row.get("error"):
+                kept.setdefault(p, row)
+            else:  # the jet's data changed since: tag it again
+                retry += 1
+        elif isinstance(jet, ValueError) or row.get("key") != tagger.key_for(jet):
             dropped += 1
         elif row.get("error") is not None:
             retry += 1
-        elif p not in kept:
-            kept[p] = row  # type: ignore[index]
+        else:
+            kept.setdefault(p, row)
     return kept, retry, dropped
 
 
@@ -265,15 +276,19 @@ def tag_to_file(
                 f"[yellow]dropping {dropped} rows of {escape(str(output))} made for other jets "
                 "or with other settings or server (they stay in the cache)[/]"
             )
+        invalid = sum(row.get("error") is not None for row in kept.values())
         if kept or retry:
             say(
-                f"resuming {escape(str(output))}: {len(kept)} jets already tagged, "
-                f"{retry} without label asked again"
+                f"resuming {escape(str(output))}: {len(kept) - invalid} jets already tagged, "
+                f"{invalid} with invalid data kept as they are, {retry} without label asked again"
             )
     todo = [p for p in range(len(selection)) if p not in kept]
-    stats = RunStats(resumed=len(kept))
+    stats = RunStats(
+        resumed=len(kept),
+        kept_input_errors=sum(row.get("error") is not None for row in kept.values()),
+    )
     jets = selection[np.array(todo, dtype=np.intp)] if todo else []
-    streak_limit = max(tagger.max_concurrency, 1) + 10
+    breaker = Breaker(streak=max(tagger.max_concurrency, 1) + 10)
 
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -285,7 +300,6 @@ def tag_to_file(
     )
 
     async def stream() -> None:
-        streak = 0
         async for i, outcome in tagger.abatch_as_completed(jets, return_exceptions=True):
             p = todo[i]
             row = result_row(
@@ -299,9 +313,7 @@ def tag_to_file(
             writer.write(row)
             stats.add(row)
             progress.update(task, advance=1, stats=stats.line())
-            streak = streak + 1 if row.get("error_kind") == "connection" else 0
-            if streak >= streak_limit:
-                raise _ServerGone(row["error"])
+            breaker.observe(row)
 
     try:
         with JsonlWriter(output, kept.values()) as writer, progress:
@@ -315,11 +327,10 @@ def tag_to_file(
             f"are in {escape(str(output))}; rerun the same command to resume"
         )
         raise
-    except _ServerGone as exc:
+    except RunStopped as exc:
         raise CLIError(
-            f"{exc} (stopped after {streak_limit} jets in a row failed); "
-            f"{stats.resumed + stats.done - stats.errors} jets are tagged in {output}: rerun "
-            "the same command to resume"
+            f"stopped: {exc}; {stats.resumed + stats.done - stats.errors} jets are tagged in "
+            f"{output} (kept): fix the cause and rerun the same command to resume"
         ) from None
     return stats
 

@@ -17,12 +17,16 @@ from .options import (
     Emulate,
     JetsArg,
     Limit,
+    MaxRetries,
+    MaxTokens,
     Model,
     NoCache,
     Refresh,
     Seed,
     Shots,
+    Temperature,
     Template,
+    Timeout,
 )
 from .run import (
     check_template,
@@ -56,9 +60,17 @@ def tag(
     reasoning: Annotated[
         bool, typer.Option(help="Keep each jet's reasoning and answer in the rows.")
     ] = False,
+    max_tokens: MaxTokens = None,
+    timeout: Timeout = None,
+    max_retries: MaxRetries = None,
+    temperature: Temperature = None,
 ) -> None:
     """Tag jets and stream one JSON row per jet to OUTPUT as they finish (resumable)."""
     settings = settings_from(
+        max_tokens=max_tokens,
+        timeout=timeout,
+        max_retries=max_retries,
+        temperature=temperature,
         base_url=base_url,
         model=model,
         effort=effort,
@@ -85,5 +97,7 @@ def tag(
         f"from before, {stats.cache_hits} from the cache, {stats.asked} asked), "
         f"{stats.errors} without label"
     )
-    if stats.errors:
+    if stats.invalid:
+        say(f"[yellow]invalid data: {stats.invalid} jets cannot be tagged (their rows say why)[/]")
+    if stats.retryable:
         say("[yellow]rerun the same command to ask again for the jets without label[/]")

@@ -304,8 +304,9 @@ def generate(
 ) -> Completion:
     """The full completion for ``messages`` (see the module doc).
 
-    ``response_format`` is None, ``{"type": "json_object"}`` or
-    ``{"type": "json_schema", "schema": {...}}`` (already checked by the server).
+    ``response_format`` is None, ``{"type": "json_object"}``,
+    ``{"type": "json_schema", "schema": {...}}`` or ``{"type": "regex", "pattern": ...}``
+    (already checked by the server).
     """
     rng = _rng(seed, request_seed, messages)
     jet = jet_to_tag(messages)
@@ -317,10 +318,33 @@ def generate(
             "observables in the message."
         ]
         reasoning = _pad(head, "I'll ask for the jet.", target, _REFUSAL_PADDING, rng)
-        text = (
-            "I can't find a jet in your message: there is no list of constituents or jet "
-            "observables I can read. Please include the jet and I'll classify it."
-        )
+        if effort_tokens == 0:  # reasoning_effort "none"
+            reasoning = []
+        kind = (response_format or {}).get("type", "text")
+        if kind == "text":
+            text = (
+                "I can't find a jet in your message: there is no list of constituents or jet "
+                "observables I can read. Please include the jet and I'll classify it."
+            )
+            return Completion(reasoning, split_tokens(text), rng=rng)
+        # Constrained decoding forces an answer of the asked shape even without a jet (as in
+        # vLLM, where the grammar leaves no way out): a coin flip, not a reading.
+        is_quark = rng.random() < 0.5
+        p = 0.55 if is_quark else 0.45
+        if kind == "json_object":
+            text = '{"error": "no jet in the message"}'
+        elif kind == "regex":
+            text = dump_json({"label": "quark" if is_quark else "gluon", "quark_probability": p},
+                             compact=True)[0]  # fmt: skip
+        else:
+            text = dump_json(
+                answer_for_schema(
+                    response_format["schema"],  # type: ignore[index]
+                    is_quark=is_quark,
+                    quark_probability=p,
+                    multiplicity=0,
+                )
+            )[0]
         return Completion(reasoning, split_tokens(text), rng=rng)
 
     p = 1.0 / (1.0 + math.exp(-(quark_logit(jet.multiplicity, jet.girth) + noise * epsilon)))
@@ -328,6 +352,8 @@ def generate(
     label = "quark" if is_quark else "gluon"
     head, tail = _core_sentences(jet, label, p)
     reasoning = _pad(head, tail, target, _padding_sentences(jet, label), rng)
+    if effort_tokens == 0:  # reasoning_effort "none"
+        reasoning = []
 
     kind = (response_format or {}).get("type", "text")
     if kind == "json_schema":
@@ -339,6 +365,16 @@ def generate(
         )
         text, spans = dump_json(value)
         style = "json_schema"
+    elif kind == "regex":
+        # The compact label JSON (the only regex answer the server accepted: see protocol).
+        text, spans = dump_json(
+            {
+                "label": Decisive(label, "gluon" if is_quark else "quark"),
+                "quark_probability": round(p, 4),
+            },
+            compact=True,
+        )
+        style = "regex"
     elif kind == "json_object":
         text, spans = dump_json(
             {

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,9 +15,13 @@ from .model import Completion
 from .schema import SchemaError, answer_for_schema
 from .tokens import count_tokens
 
-__all__ = ["ApiError", "ChatRequest", "logprobs_for", "parse_chat_request"]
+__all__ = ["ApiError", "ChatRequest", "effort_tokens", "logprobs_for", "parse_chat_request"]
 
-_EFFORTS = ("low", "medium", "high")
+# vLLM 0.32's efforts. The emulator reasons as long as its own low/medium/high (``minimal``
+# as low, ``xhigh`` and ``max`` as high) and not at all for ``none``.
+_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+_EFFORT_ALIASES = {"minimal": "low", "xhigh": "high", "max": "high"}
+_CONSTRAINTS = ("json", "regex", "choice", "grammar", "json_object", "structural_tag")
 _ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 _ERROR_TYPES = {
     400: "BadRequestError",
@@ -71,6 +77,13 @@ class ChatRequest:
     prompt_tokens: int
 
 
+def effort_tokens(effort: str, config: EmulatorConfig) -> int:
+    """How many reasoning tokens the emulator aims at for ``effort`` (0 for ``"none"``)."""
+    if effort == "none":
+        return 0
+    return config.effort_tokens[_EFFORT_ALIASES.get(effort, effort)]
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -99,11 +112,20 @@ def parse_chat_request(body: Any, config: EmulatorConfig) -> ChatRequest:
     if model is None:
         model = config.models[0]
     if not isinstance(model, str) or model not in config.models:
-        raise ApiError(404, f"The model `{model}` does not exist.", param="model")
+        raise ApiError(
+            404,
+            f"The model `{model}` does not exist. Valid aliases: {', '.join(config.models)}.",
+            param="model",
+        )
 
     messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise ApiError(400, "`messages` must be a non-empty list of messages.", param="messages")
+    if not isinstance(messages, list):
+        raise ApiError(400, "`messages` must be a list of messages.", param="messages")
+    if not messages:
+        raise ApiError(
+            400,
+            "Cannot apply chat template to an empty conversation. Provide at least one message.",
+        )
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in _ROLES:
             raise ApiError(
@@ -123,8 +145,9 @@ def parse_chat_request(body: Any, config: EmulatorConfig) -> ChatRequest:
     if effort not in _EFFORTS:
         raise ApiError(
             400,
-            f"reasoning_effort must be one of 'low', 'medium', 'high', got {effort!r}.",
-            param="reasoning_effort",
+            "reasoning_effort: Input should be 'none', 'minimal', 'low', 'medium', 'high', "
+            f"'xhigh' or 'max', got {effort!r}.",
+            param="body.reasoning_effort",
         )
 
     max_tokens = None
@@ -133,7 +156,18 @@ def parse_chat_request(body: Any, config: EmulatorConfig) -> ChatRequest:
         if value is None:
             continue
         if not _is_int(value) or value < 1:
-            raise ApiError(400, f"{name} must be at least 1, got {value!r}.", param=name)
+            raise ApiError(
+                400,
+                f"{name} must be at least 1, got {value!r}. (parameter={name}, value={value})",
+                param=name,
+            )
+        if value > config.max_model_len:
+            raise ApiError(
+                400,
+                f"{name}={value} cannot be greater than max_model_len={config.max_model_len}. "
+                f"Please request fewer output tokens. (parameter={name}, value={value})",
+                param=name,
+            )
         max_tokens = value
 
     temperature = body.get("temperature")
@@ -180,17 +214,32 @@ def parse_chat_request(body: Any, config: EmulatorConfig) -> ChatRequest:
                 400, "when using `top_logprobs`, `logprobs` must be set to true.", param="logprobs"
             )
 
+    # As in vLLM: `structured_outputs` must hold one constraint; `response_format` then
+    # overrides its json/json_object field, and two different constraints are an error.
+    structured = body.get("structured_outputs")
+    from_structured = None if structured is None else _parse_structured_outputs(structured)
     response_format = _parse_response_format(body.get("response_format"))
+    if response_format is None:
+        response_format = from_structured
+    elif from_structured is not None and _field(from_structured) != _field(response_format):
+        raise ApiError(
+            400,
+            "You can only use one kind of structured outputs constraint but multiple are "
+            f"specified: {structured} and response_format {response_format['type']}",
+        )
     prompt_tokens = _prompt_tokens(messages)
-    if prompt_tokens + (max_tokens or 0) > config.max_model_len:
+    if prompt_tokens > config.max_model_len:
         raise ApiError(
             400,
             f"This model's maximum context length is {config.max_model_len} tokens. However, "
-            f"you requested {prompt_tokens + (max_tokens or 0)} tokens ({prompt_tokens} in the "
-            f"messages, {max_tokens or 0} in the completion). Please reduce the length of the "
-            "messages or completion.",
-            param="messages",
+            f"your prompt contains at least {prompt_tokens} input tokens, which exceeds this "
+            "limit even without any output tokens. Please reduce the length of the input "
+            f"prompt. (parameter=input_tokens, value={prompt_tokens})",
+            param="input_tokens",
         )
+    # Like vLLM, generation stops where the context ends, whatever max_tokens says.
+    room = config.max_model_len - prompt_tokens
+    max_tokens = room if max_tokens is None else min(max_tokens, room)
     return ChatRequest(
         model=model,
         messages=messages,
@@ -238,6 +287,71 @@ def _parse_response_format(value: Any) -> dict[str, Any] | None:
     except RecursionError:
         raise ApiError(400, "Invalid response_format json_schema: too deep", param=param) from None
     return {"type": "json_schema", "schema": schema}
+
+
+def _field(constraint: dict[str, Any]) -> str:
+    """The ``structured_outputs`` field a parsed constraint sits in."""
+    return {"json_schema": "json"}.get(constraint["type"], constraint["type"])
+
+
+def _parse_structured_outputs(value: Any) -> dict[str, Any] | None:
+    """vLLM's ``structured_outputs`` body field: exactly one constraint.
+
+    The emulator answers ``json`` (a schema, like ``response_format``), ``json_object`` and
+    ``regex`` when the regex accepts its compact label JSON; ``choice``, ``grammar`` and
+    ``structural_tag`` it cannot emulate (HTTP 400 saying so).
+    """
+    if not isinstance(value, dict):
+        raise ApiError(400, "structured_outputs must be an object.", param="structured_outputs")
+    given = [name for name in _CONSTRAINTS if value.get(name) not in (None, False)]
+    if not given:
+        raise ApiError(
+            400,
+            "You must use one kind of structured outputs constraint but none are specified: "
+            f"{value}",
+        )
+    if len(given) > 1:
+        raise ApiError(
+            400,
+            "You can only use one kind of structured outputs constraint but multiple are "
+            f"specified: {value}",
+        )
+    kind = given[0]
+    if kind == "json":
+        schema = value["json"]
+        if isinstance(schema, str):
+            try:
+                schema = json.loads(schema)
+            except ValueError:
+                schema = None
+        return _parse_response_format(
+            {"type": "json_schema", "json_schema": {"name": "structured", "schema": schema}}
+        )
+    if kind == "json_object":
+        return {"type": "json_object"}
+    if kind == "regex":
+        pattern = value["regex"]
+        try:
+            compiled = re.compile(pattern) if isinstance(pattern, str) else None
+        except re.error:
+            compiled = None
+        samples = (
+            '{"label":"quark","quark_probability":0.8}',
+            '{"label":"gluon","quark_probability":0.2}',
+        )
+        if compiled is None or not all(compiled.fullmatch(s) for s in samples):
+            raise ApiError(
+                400,
+                "structured_outputs.regex: the emulated server only answers regexes that "
+                "accept its compact label JSON",
+                param="structured_outputs",
+            )
+        return {"type": "regex", "pattern": pattern}
+    raise ApiError(
+        400,
+        f"structured_outputs.{kind} is not supported by the emulated server",
+        param="structured_outputs",
+    )
 
 
 def logprobs_for(completion: Completion, length: int, top: int) -> list[dict[str, Any]]:

@@ -55,11 +55,13 @@ def plain(value: Any) -> Any:
     return value
 
 
-def dump_json(value: Any) -> tuple[str, list[tuple[int, int, str]]]:
+def dump_json(value: Any, *, compact: bool = False) -> tuple[str, list[tuple[int, int, str]]]:
     """Serialize like ``json.dumps``; also return the character spans of decisive scalars.
 
     Each span is ``(start, end, alternative_text)``; for strings the span excludes the quotes.
+    ``compact`` leaves out all whitespace (``separators=(",", ":")``).
     """
+    comma, colon = (",", ":") if compact else (", ", ": ")
     out: list[str] = []
     spans: list[tuple[int, int, str]] = []
     size = 0
@@ -81,13 +83,13 @@ def dump_json(value: Any) -> tuple[str, list[tuple[int, int, str]]]:
         elif isinstance(v, dict):
             emit("{")
             for i, (k, item) in enumerate(v.items()):
-                emit(("" if i == 0 else ", ") + json.dumps(k) + ": ")
+                emit(("" if i == 0 else comma) + json.dumps(k) + colon)
                 walk(item)
             emit("}")
         elif isinstance(v, list):
             emit("[")
             for i, item in enumerate(v):
-                emit("" if i == 0 else ", ")
+                emit("" if i == 0 else comma)
                 walk(item)
             emit("]")
         else:

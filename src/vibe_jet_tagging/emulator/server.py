@@ -33,9 +33,14 @@ from aiohttp import web
 from .config import EmulatorConfig
 from .faults import decide_fault, malform, truncate
 from .model import generate
-from .protocol import ApiError, ChatRequest, logprobs_for, parse_chat_request
+from .protocol import ApiError, ChatRequest, effort_tokens, logprobs_for, parse_chat_request
 
-__all__ = ["EmulatorApp", "SlotQueue", "serve", "start_site"]
+__all__ = ["EMULATED_ROOT", "EMULATED_VERSION", "EmulatorApp", "SlotQueue", "serve", "start_site"]
+
+EMULATED_VERSION = "emulated (vibe-jet-tagging)"
+"""What ``GET /version`` answers: a client tells the emulator from vLLM by it."""
+EMULATED_ROOT = "vibe-jet-tagging/emulated-heuristic"
+"""The ``root`` of every model card: no weights, a physics heuristic."""
 
 logger = logging.getLogger(__name__)
 
@@ -168,18 +173,35 @@ class EmulatorApp:
         return web.Response(status=200)
 
     async def version(self, request: web.Request) -> web.Response:
-        return web.json_response({"version": "emulated (vibe-jet-tagging)"})
+        return web.json_response({"version": EMULATED_VERSION})
 
     async def models(self, request: web.Request) -> web.Response:
+        # vLLM's card; ``root`` (the weights behind the name) says that no weights are.
         data = [
             {
                 "id": name,
                 "object": "model",
                 "created": self.started,
                 "owned_by": "vllm",
-                "root": name,
+                "root": EMULATED_ROOT,
                 "parent": None,
                 "max_model_len": self.config.max_model_len,
+                "permission": [
+                    {
+                        "id": f"modelperm-{uuid.uuid5(uuid.NAMESPACE_URL, name).hex[:16]}",
+                        "object": "model_permission",
+                        "created": self.started,
+                        "allow_create_engine": False,
+                        "allow_sampling": True,
+                        "allow_logprobs": True,
+                        "allow_search_indices": False,
+                        "allow_view": True,
+                        "allow_fine_tuning": False,
+                        "organization": "*",
+                        "group": None,
+                        "is_blocking": False,
+                    }
+                ],
             }
             for name in self.config.models
         ]
@@ -308,7 +330,7 @@ class EmulatorApp:
             req.messages,
             seed=config.seed,
             request_seed=req.seed,
-            effort_tokens=config.effort_tokens[req.effort],
+            effort_tokens=effort_tokens(req.effort, config),
             effort_spread=config.effort_spread,
             noise=config.noise,
             response_format=req.response_format,
