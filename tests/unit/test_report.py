@@ -29,6 +29,7 @@ from vibe_jet_tagging.report import (
     write_html,
     write_plots,
 )
+from vibe_jet_tagging.report.html import render_html
 from vibe_jet_tagging.report.plots import draw_roc
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -301,3 +302,29 @@ def test_each_metric_is_written_one_way() -> None:
     assert fmt_rejection(None, [None, None], 20) == "> 20"  # as report.json writes inf
     assert fmt_rejection(12.0, [float("nan"), float("nan")], 20) == "12"
     assert fmt_rejection(None) == "-"
+
+
+def test_the_report_names_the_servers_that_answered() -> None:
+    from vibe_jet_tagging.report import result_row
+    from vibe_jet_tagging.results import TagResult
+
+    urls = ["http://gpu-a:8000/v1", "http://gpu-b:8000/v1"]
+    rows = [
+        result_row(
+            TagResult(
+                index=i, jet_key="", key="", label="quark", quark_probability=0.9, server=url
+            ),
+            index=i,
+            truth=i % 2,
+            source="sample",
+            backend="server",
+        )
+        for i, url in enumerate(urls * 2)
+    ]
+    assert [row["server"] for row in rows] == urls * 2
+    report = build_report(rows, n_bootstrap=0)
+    assert report["server"]["urls"] == urls
+    assert build_report(rows, n_bootstrap=0, server="http://x/v1")["server"]["urls"] == [
+        "http://x/v1"
+    ]
+    assert "gpu-b" in render_html(report)

@@ -65,7 +65,8 @@ def result_row(
 
     ``tokens`` is input plus output tokens (what the answer cost when it was asked, also on
     a cache hit); ``backend`` records whether a model server or the emulated server answered,
-    and ``server`` (when given) its base URL, which reports show.
+    and ``server`` its base URL (when given, or when the result says which of several servers
+    answered), which reports show.
     With ``reasoning``, the row also keeps the reasoning text and the final answer.
     """
     if isinstance(outcome, TaggingError):
@@ -106,6 +107,7 @@ def result_row(
         "source": source,
         "backend": backend,
     }
+    server = server or getattr(r, "server", None)  # of several, the one that answered
     if server is not None:
         row["server"] = server
     if reasoning:
