@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..baselines import BASELINES
 from ..metrics import DEFAULT_INTERVAL_LEVEL
 from ..usage import Price, usage_totals
 from .evaluation import baseline_metrics, tagger_metrics
@@ -203,8 +204,6 @@ def _add_baselines(
     report["baselines_left_out"] = left_out
     report["baselines_on"] = jets
     report["_plot"]["baselines"] = plots
-    from ..baselines import BASELINES
-
     for name, reason in left_out.items():
         report["notes"].append(f"{BASELINES[name]} left out: {reason}")
 
@@ -219,12 +218,8 @@ def _baseline_jets(plots: Sequence[Mapping[str, Any] | None], rows: Sequence[Any
     if common:
         labels = {int(r["index"]): r["truth"] for r in rows if r.get("truth") is not None}
         if {labels[i] for i in common} == {0, 1}:
-            described = (
-                "the same jets as the tagger's AUC"
-                if len(plots) == 1
-                else ("the jets behind every run's AUC")
-            )
-            return sorted(common), f"{described} ({len(common)})"
+            whose = "the tagger's AUC" if len(plots) == 1 else "every run's AUC"
+            return sorted(common), f"the {len(common)} jets behind {whose}"
     return truthful, f"all {len(truthful)} jets with a true label"
 
 
