@@ -444,7 +444,8 @@ class JetTagger(Runnable[JetInput, TagResult]):
                 finish_reason=message.response_metadata.get("finish_reason"),
                 usage=usage,
                 latency=latency,
-                server=(message.response_metadata.get("headers") or {}).get(SERVER_HEADER),
+                server=(message.response_metadata.get("headers") or {}).get(SERVER_HEADER)
+                or self.base_url,
                 cached=bool(message.response_metadata.get("cache_hit")),
             )
         failed = self._result(

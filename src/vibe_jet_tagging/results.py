@@ -102,7 +102,9 @@ class TagResult(BaseModel):
     model: str = ""
     effort: str | None = None
     template: str = ""
-    server: str | None = Field(None, description="the server that answered, of several")
+    server: str | None = Field(
+        None, description="the server that answered (kept in the cache with the answer)"
+    )
     cached: bool = Field(False, description="served from the cache or an identical request")
     error: TagError | None = None
 

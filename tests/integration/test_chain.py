@@ -87,10 +87,10 @@ async def test_servers_without_structured_outputs_get_response_format(
     from vibe_jet_tagging import chain
     from vibe_jet_tagging.server_info import ModelCard, ServerInfo
 
-    def other_server(url, key=None, **kwargs):
-        return ServerInfo(url, (ModelCard(emulator.model, owned_by=owned_by),), version)
+    def other_server(urls, key, model, **kwargs):
+        return ServerInfo(urls[0], (ModelCard(model, owned_by=owned_by),), version)
 
-    monkeypatch.setattr(chain, "fetch_server_info", other_server)
+    monkeypatch.setattr(chain, "fetch_pool_info", other_server)
     wire = Wire()
     result = await tagger_for(emulator, wire).ainvoke(JETS[1])
     assert result.parsed_by == "schema"
