@@ -7,7 +7,7 @@ the server is stopped in the middle of a run and started again. Every jet must e
 with what the server stated, or with a recorded error, and a rerun must ask the server only
 for what is missing.
 
-``VJT_FAULT_JETS=1000 pytest -s -k mixed_faults tests/integration/test_faults.py`` runs the
+``FAULT_TEST_JETS=1000 pytest -s -k mixed_faults tests/integration/test_faults.py`` runs the
 mixed-fault ``vjt tag`` test on 1,000 jets (300 by default) and prints the counts.
 """
 
@@ -250,7 +250,7 @@ MIXED_FAULTS = {
 def test_vjt_tag_under_mixed_faults_labels_only_what_the_server_stated(
     fresh_emulator, tmp_path, monkeypatch, capsys, structured
 ):
-    n = int(os.environ.get("VJT_FAULT_JETS", "300"))
+    n = int(os.environ.get("FAULT_TEST_JETS", "300"))  # VJT_* are cleared for each test
     server = fresh_emulator(seed=29, faults=MIXED_FAULTS, stall_seconds=2.0, retry_after=0.2)
     out = tmp_path / "rows.jsonl"
     monkeypatch.setenv("VJT_TIMEOUT", "1")

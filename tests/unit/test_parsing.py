@@ -194,6 +194,11 @@ def test_regex_reads_a_stated_probability():
         "I'm sorry, but I cannot help with that.",
         "If I had to guess, quark.",
         "It's a toss-up between quark and gluon.",
+        # Conditionals.
+        "It is a quark jet if the multiplicity is low; here it is high.",
+        "Answer: quark; otherwise gluon",
+        "Quark, depending on the width.",
+        "Suppose it is a quark jet.",
         # Negated or ambiguous decisions.
         "It is not a quark jet.",
         "Answer: quark. Hmm, the answer is not quark.",

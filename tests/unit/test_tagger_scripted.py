@@ -109,8 +109,14 @@ def test_a_truncated_reask_after_json_is_a_truncation_not_a_regex_guess(jet):
     assert info.value.result.error.kind == "truncated"
 
 
-def test_json_with_an_unknown_label_reasked_twice_is_an_error(jet):
-    unknown = '{"label": "unknown", "quark_probability": 0.5}'
+@pytest.mark.parametrize(
+    "unknown",
+    [
+        '{"label": "unknown", "quark_probability": 0}',  # today's main: gluon (the bare 0)
+        '{"label": "unknown", "quark_probability": 0.5}',
+    ],
+)
+def test_json_with_an_unknown_label_reasked_twice_is_an_error(jet, unknown):
     model = scripted(unknown, unknown)
     with pytest.raises(TaggingError) as info:
         tagger(model).invoke(jet)

@@ -4,9 +4,9 @@
 decision is at its end) and never text that holds a JSON object (``{``: that is read as JSON
 or re-asked). It splits them into sentences and walks back from the last one:
 
-- a sentence that **hedges or refuses** ("not sure", "cannot decide", "neither", "either",
-  "maybe", "could be", "might", "guess", "I'm sorry", a question mark...) ends the search
-  with no label: a doubt at or after the decision voids it;
+- a sentence that **hedges, refuses or supposes** ("not sure", "cannot decide", "neither",
+  "either", "maybe", "could be", "might", "guess", "if", "unless", "depends", "I'm sorry", a
+  question mark...) ends the search with no label: a doubt at or after the decision voids it;
 - a sentence that **names alternatives** ("quark or gluon", "0/1", "1 vs 0") after the last
   decision voids it too (before the decision's value, it is reasoning);
 - a sentence with an **explicit decision** gives the label: "answer: 1", "the final answer
@@ -87,6 +87,7 @@ _HEDGE = re.compile(
     r"\bnot\s+(?:sure|certain|confident|clear|possible|able|decid\w*|know)"
     r"|\b(?:unsure|uncertain\w*|unclear|undecided|undetermined|inconclusive|ambiguous"
     r"|indeterminate|unknown|unable|impossible|maybe|perhaps|possibly|might|guess\w*"
+    r"|if|unless|whether|suppos\w*|assum\w*|hypothetic\w*|otherwise|depend\w*"
     r"|neither|nor|either|refuse\w*|decline|apologi[sz]e|sorry)\b"
     r"|\b(?:can(?:no|')t|can\s+not|could(?:\s+not|n't)|won't|will\s+not|do(?:es)?(?:\s+not|n't)"
     r"|did(?:\s+not|n't))\s+(?:\w+\s+){0,2}?(?:decide|tell|determine|say|classify|know|answer"
