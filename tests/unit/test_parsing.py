@@ -299,6 +299,13 @@ def test_parse_errors_are_langchain_output_parser_exceptions_and_package_errors(
     assert isinstance(error, OutputParserException) and isinstance(error, VJTError)
     assert error.llm_output == "Step 1"
     assert "\n" not in str(error) and "troubleshooting" not in str(error)
+    # It crosses process boundaries (Dask, Ray, multiprocessing) as itself.
+    import pickle
+
+    for raised in (error, ContradictionError("c", raw="x"), TruncatedAnswerError("t", raw="")):
+        again = pickle.loads(pickle.dumps(raised))
+        assert type(again) is type(raised) and str(again) == str(raised)
+        assert again.raw == raised.raw and again.kind == raised.kind
 
 
 # -- only the end of an answer is read -----------------------------------------------------------
