@@ -16,10 +16,21 @@ from vibe_jet_tagging.emulator.faults import ANSWER_FAULTS, corrupt, decide_faul
 from vibe_jet_tagging.emulator.model import Completion, generate
 from vibe_jet_tagging.emulator.tokens import split_tokens
 from vibe_jet_tagging.formats import render_jet
-from vibe_jet_tagging.parsing import LabelParseError, label_response_format, read_label
+from vibe_jet_tagging.parsing import (
+    COMPACT_LABEL_REGEX,
+    LabelParseError,
+    label_response_format,
+    read_label,
+)
 
 JETS = load_sample()[:60]
-FORMATS = [None, {"type": "json_object"}, label_response_format()["json_schema"]]
+FORMATS = [
+    None,
+    {"type": "json_object"},
+    {"type": "json_schema", "schema": label_response_format()["json_schema"]["schema"]},
+    {"type": "regex", "pattern": COMPACT_LABEL_REGEX},
+]
+FORMAT_IDS = ["text", "json_object", "json_schema", "regex"]
 
 
 def stated_by_parser(content: str, finish: str) -> str | None:
@@ -30,8 +41,6 @@ def stated_by_parser(content: str, finish: str) -> str | None:
 
 
 def completion(jet_index: int, response_format: dict | None, seed: int = 0) -> Completion:
-    if response_format is not None and "schema" in response_format:
-        response_format = {"type": "json_schema", "schema": response_format["schema"]}
     return generate(
         [{"role": "user", "content": f"Classify:\n{render_jet(JETS[jet_index])}"}],
         seed=seed,
@@ -43,7 +52,7 @@ def completion(jet_index: int, response_format: dict | None, seed: int = 0) -> C
     )
 
 
-@pytest.mark.parametrize("response_format", FORMATS, ids=["text", "json_object", "json_schema"])
+@pytest.mark.parametrize("response_format", FORMATS, ids=FORMAT_IDS)
 def test_every_clean_answer_states_its_label_and_the_parser_reads_it(response_format):
     styles = set()
     for i in range(len(JETS)):
@@ -56,17 +65,22 @@ def test_every_clean_answer_states_its_label_and_the_parser_reads_it(response_fo
         assert styles == {"final_answer", "bold", "json_fence", "so_answer", "hedged"}
 
 
-def test_a_request_without_a_jet_states_nothing():
-    c = generate(
-        [{"role": "user", "content": "Hello"}],
-        seed=0,
-        request_seed=None,
-        effort_tokens=20,
-        effort_spread=0.2,
-        noise=0.5,
-        response_format=None,
-    )
-    assert c.stated is None and stated_by_parser(c.content_text, "stop") is None
+@pytest.mark.parametrize("response_format", FORMATS, ids=FORMAT_IDS)
+def test_a_request_without_a_jet_states_what_the_parser_reads(response_format):
+    # Free text refuses; a constrained format forces a coin-flip label, which is stated.
+    for seed in range(10):
+        c = generate(
+            [{"role": "user", "content": "Hello"}],
+            seed=seed,
+            request_seed=None,
+            effort_tokens=20,
+            effort_spread=0.2,
+            noise=0.5,
+            response_format=response_format,
+        )
+        assert stated_by_parser(c.content_text, "stop") == c.stated, c.content_text
+        if response_format is None or response_format["type"] == "json_object":
+            assert c.stated is None
 
 
 @pytest.mark.parametrize("fault", sorted(ANSWER_FAULTS))
