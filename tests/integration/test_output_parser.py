@@ -7,16 +7,22 @@ from langchain_core.exceptions import OutputParserException
 from langchain_core.runnables import RunnableLambda
 
 from vibe_jet_tagging import ChatVLLM, JetLabelParser, JetTagger, load_sample
-from vibe_jet_tagging.parsing import LabelParseError, label_response_format
+from vibe_jet_tagging.parsing import COMPACT_LABEL_REGEX, LabelParseError
 
 JETS = load_sample()[:8]
 
 
 def chain_for(server, tagger: JetTagger):
-    """prompt | ChatVLLM | JetLabelParser, written as a user would."""
-    model = ChatVLLM(base_url=server.base_url, reasoning_effort="low", max_retries=0)
+    """prompt | ChatVLLM | JetLabelParser, written as a vLLM user would (the tagger sends the
+    same compact-JSON regex to a vLLM server)."""
+    model = ChatVLLM(
+        base_url=server.base_url,
+        reasoning_effort="low",
+        max_retries=0,
+        extra_body={"structured_outputs": {"regex": COMPACT_LABEL_REGEX}},
+    )
     prompt = RunnableLambda(tagger.prompt.messages, name="prompt")
-    return prompt | model.bind(response_format=label_response_format()) | JetLabelParser()
+    return prompt | model | JetLabelParser()
 
 
 async def test_prompt_model_parser_gives_what_the_tagger_gives(emulator):
