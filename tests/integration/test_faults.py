@@ -246,7 +246,7 @@ MIXED_FAULTS = {
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("structured", [True, False], ids=["json_schema", "free_text"])
+@pytest.mark.parametrize("structured", [True, False], ids=["structured", "free_text"])
 def test_vjt_tag_under_mixed_faults_labels_only_what_the_server_stated(
     fresh_emulator, tmp_path, monkeypatch, capsys, structured
 ):
@@ -280,7 +280,7 @@ def test_vjt_tag_under_mixed_faults_labels_only_what_the_server_stated(
     errors = Counter(row["error_kind"] for row in rows if row["label"] is None)
     outcomes = server.stats()["outcomes"]
     print(
-        f"\n{n} jets ({'json_schema' if structured else 'free text'}): {len(labelled)} "
+        f"\n{n} jets ({'structured output' if structured else 'free text'}): {len(labelled)} "
         f"labelled, errors {dict(errors)}; server outcomes {dict(sorted(outcomes.items()))}"
     )
     for kind in MIXED_FAULTS:
