@@ -337,3 +337,16 @@ def test_a_huge_answer_is_read_from_its_tail_only(monkeypatch, size, filler):
     else:
         assert read_label(text).label == "gluon"
     assert seen and max(seen) <= TAIL_CHARS
+
+
+def test_the_compact_regex_leaves_the_model_free_to_contradict_itself():
+    """vLLM's grammar must not choose the probability for the model: a contradiction is
+    counted (after a re-ask), never hidden."""
+    import re
+
+    from vibe_jet_tagging.parsing import COMPACT_LABEL_REGEX
+
+    assert re.fullmatch(COMPACT_LABEL_REGEX, '{"label":"gluon","quark_probability":0.9}')
+    assert re.fullmatch(COMPACT_LABEL_REGEX, '{"label":"quark","quark_probability":0.0001}')
+    assert not re.fullmatch(COMPACT_LABEL_REGEX, '{"label": "quark","quark_probability":1}')
+    assert not re.fullmatch(COMPACT_LABEL_REGEX, '{"label":"quark","quark_probability":0.12345}')
