@@ -30,7 +30,7 @@ from langchain_openai.chat_models.base import BaseChatOpenAI
 
 from .errors import VJTError
 from .jets import Jet
-from .parsing import reask_messages
+from .parsing import LabelParseError, reask_messages
 
 if TYPE_CHECKING:
     from .chain import JetInput, JetTagger
@@ -168,9 +168,14 @@ def reask_request(
             f"{reask.custom_id} (other jets or settings than the first round)"
         )
     first = answer_message(tagger, reask.response)
-    error = tagger._read(first)
-    if not isinstance(error, Exception):
-        raise VJTError(f"{reask.custom_id}: the first answer holds a label, nothing to re-ask")
+    try:
+        tagger.parser.read_message(first)
+    except LabelParseError as exc:
+        error = exc.reask
+    else:
+        error = None
+    if error is None:
+        raise VJTError(f"{reask.custom_id}: the first answer is not one to re-ask")
     options, _ = call_options(tagger, constraint)
     messages = reask_messages(tagger.prompt.messages(jet), first.text, error)
     return _line(key + REASK_SUFFIX, request_body(tagger, messages, options))

@@ -161,17 +161,17 @@ class BatchReader:
         assert line.message is not None and line.body is not None
         message = line.message
         try:
-            outcome = self.tagger._read(message)
+            parsed = self.tagger.parser.read_message(message)
         except LabelParseError as exc:
-            return self._hold(self._failed(key, message, Usage.from_message(message), exc))
-        if isinstance(outcome, Exception):
+            if not self.tagger.reask or exc.reask is None:  # as JetTagger._atag decides
+                return self._hold(self._failed(key, message, Usage.from_message(message), exc))
             second = self.orphans.pop(key, None)
             if second is None:
                 self._firsts[key] = message
                 self.reasks[key] = Reask(key, line.body)
                 return None
             return self._second(key, second, first=message)
-        return self._done(key, outcome, message, Usage.from_message(message))
+        return self._done(key, parsed, message, Usage.from_message(message))
 
     def _second(self, key: str, line: _Line, first: AIMessage | None = None) -> TagResult | None:
         first = first or self._firsts.get(key)
@@ -185,11 +185,13 @@ class BatchReader:
             return self._hold(self._failed(key, first, usage, line.error))
         assert line.message is not None
         usage = usage + Usage.from_message(line.message)
-        try:
-            parsed, message = self.tagger._read_reask(first, line.message)
+        try:  # only the answer to the re-ask counts (JetTagger._read_reask)
+            parsed = self.tagger.parser.read_message(line.message)
         except LabelParseError as exc:
             return self._hold(self._failed(key, line.message, usage, exc))
-        return self._done(key, parsed, message, usage)
+        if parsed.step == "schema":
+            parsed = parsed.model_copy(update={"step": "reask"})
+        return self._done(key, parsed, line.message, usage)
 
     # -- results ---------------------------------------------------------------------------------
 
@@ -235,11 +237,7 @@ class BatchReader:
         error: TagError | LabelParseError,
     ) -> TagResult:
         if isinstance(error, LabelParseError):
-            error = TagError(
-                kind="truncated" if error.truncated else "parse",
-                message=str(error),
-                raw_answer=error.raw,
-            )
+            error = TagError(kind=error.kind, message=str(error), raw_answer=error.raw)
         return self._result(
             key,
             answer=None if message is None else message.text,
