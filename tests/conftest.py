@@ -212,9 +212,10 @@ def real_vllm() -> Iterator[ServerUnderTest]:
 
 @pytest.fixture(scope="session")
 def emulated_contract_server() -> Iterator[ServerUnderTest]:
-    """The emulated server set up like the real tier's (model ``smollm2``, context 8192)."""
+    """The emulated server set up like the real tier's (model ``smollm2``, context 8192,
+    KV-cache blocks of 128 tokens as in vLLM's CPU build)."""
     context = real_vllm_script().MAX_MODEL_LEN
-    with EmulatedServer(models=["smollm2"], max_model_len=context) as emulated:
+    with EmulatedServer(models=["smollm2"], max_model_len=context, block_size=128) as emulated:
         yield ServerUnderTest("emulated", emulated.base_url, "smollm2", context=context)
 
 
