@@ -152,6 +152,8 @@ class ServerUnderTest:
     """HTTP 400s the tests asked for on purpose (oversized requests...)."""
     tagged: Counter = field(default_factory=Counter)
     """Jets tagged through this server in the session, by outcome (label or error kind)."""
+    prefix_cache: str | None = None
+    """What the few-shot prefix-cache measurement found (a line of the summary)."""
 
     @property
     def url(self) -> str:
@@ -262,6 +264,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
                 f"HTTP 400 in the server log: {in_log}, of which {server.expected_400} asked for "
                 "on purpose by the contract tests"
             )
+        if server.prefix_cache:
+            lines.append(server.prefix_cache)
         terminalreporter.write_sep("-", "real vLLM tier")
         for line in lines:
             terminalreporter.write_line(line)
