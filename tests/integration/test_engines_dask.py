@@ -16,7 +16,7 @@ from dask.distributed import Client, LocalCluster
 from vibe_jet_tagging.data import dataset_from_arrays, load_sample
 from vibe_jet_tagging.engines import TaggerSpec
 from vibe_jet_tagging.engines.dask import partition_path, tag_bag, tag_dataset
-from vibe_jet_tagging.report import read_rows
+from vibe_jet_tagging.report import build_report, read_rows
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -68,6 +68,11 @@ def test_a_data_set_on_a_process_cluster(fresh_emulator: Any, tmp_path: Path) ->
     assert errors["server"] > 0  # the injected HTTP 500s are rows, not lost jets
     # Many requests in flight per worker, not one (a count, not a time).
     assert server.stats()["max_running"] > 2 * workers
+    # The partitions' rows together are one run's: evaluated like vjt tag's file.
+    report = build_report(rows, load_sample(), n_bootstrap=20)
+    assert (report["n_jets"], report["n_labelled"]) == (200, outcomes["labelled"])
+    assert report["backend"] == "emulated"
+    assert {k: n for k, n in report["errors_by_kind"].items() if n} == dict(errors)
 
 
 def test_a_bag_with_an_invalid_jet_and_a_rerun_that_resumes(
