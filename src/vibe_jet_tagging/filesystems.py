@@ -133,7 +133,7 @@ def read_mounts(table: str | os.PathLike[str] | None = None) -> list[Mount]:
     Linux: ``/proc/self/mountinfo``, else ``/proc/mounts``; macOS and the BSDs: ``mount``'s
     output. Empty when it cannot be read (nothing is then known, nothing is claimed).
     """
-    paths = [table] if table is not None else MOUNT_TABLES
+    paths: tuple[str | os.PathLike[str], ...] = MOUNT_TABLES if table is None else (table,)
     for path in map(Path, paths):
         try:
             text = path.read_text(encoding="utf-8", errors="replace")

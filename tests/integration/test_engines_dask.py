@@ -13,9 +13,10 @@ import pytest
 from dask import bag as db
 from dask.distributed import Client, LocalCluster
 
-from vibe_jet_tagging.data import dataset_from_arrays, load_sample
+from vibe_jet_tagging.data import dataset_from_arrays, load_jets, load_sample
 from vibe_jet_tagging.engines import TaggerSpec
-from vibe_jet_tagging.engines.dask import partition_path, tag_bag, tag_dataset
+from vibe_jet_tagging.engines.dask import _parts, partition_path, tag_bag, tag_dataset
+from vibe_jet_tagging.generate import save_jets
 from vibe_jet_tagging.report import build_report, read_rows
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -116,6 +117,21 @@ def test_a_bag_with_an_invalid_jet_and_a_rerun_that_resumes(
     assert [s.jets for s in in_memory] == [20, 20, 20]  # 3 near-equal parts
     assert sorted(r["index"] for r in dataset_rows) == list(range(60))
     assert bad["error"].endswith(next(r for r in dataset_rows if r["index"] == 7)["error"])
+
+
+def test_a_data_set_from_a_file_is_read_by_the_tasks(emulator: Any, tmp_path: Path) -> None:
+    sample = load_sample().head(30)
+    path = save_jets(tmp_path / "QG_jets.npz", sample.padded(), sample.labels.astype(float))  # type: ignore[union-attr]
+    jets = load_jets(path)[5:30]
+    parts = _parts(jets, 3)
+    assert all(part.jets is None and part.path == str(path.resolve()) for part in parts)
+    spec = TaggerSpec(emulator.model, base_url=emulator.base_url, effort="low")
+    summaries = tag_dataset(jets, spec, tmp_path / "out", partition_size=9)  # no cluster: threads
+    rows = rows_of(tmp_path / "out")
+    assert [s.jets for s in summaries] == [8, 8, 9]
+    assert sorted(row["index"] for row in rows) == list(range(5, 30))
+    assert {row["source"] for row in rows} == {str(path)}
+    assert all(row["truth"] == int(sample.labels[row["index"]]) for row in rows)  # type: ignore[index]
 
 
 def test_a_spec_is_plain_data_and_builds_one_tagger_per_process() -> None:

@@ -10,6 +10,7 @@ error of a counted kind (``input`` for a jet whose data is invalid), never a gue
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -76,16 +77,16 @@ def _kept_rows(
             by_index[row.get("index")] = row
     kept = {}
     for p, (jet, index) in enumerate(zip(jets, indices, strict=True)):
-        row = by_index.get(index)
-        if row is not None and isinstance(jet, Jet) and row.get("key") == tagger.key_for(jet):
-            kept[p] = row
+        earlier = by_index.get(index) or {}
+        if isinstance(jet, Jet) and earlier.get("key") == tagger.key_for(jet):
+            kept[p] = earlier
     return kept
 
 
 def tag_to_jsonl(
     tagger: JetTagger,
     jets: Sequence[Jet | Exception],
-    path: str | Path,
+    path: str | os.PathLike[str],
     *,
     indices: Sequence[int | None],
     truths: Sequence[int | None] | None = None,
@@ -112,13 +113,16 @@ def tag_to_jsonl(
     with JsonlWriter(path, kept.values()) as writer:
         for row in kept.values():
             summary.add(row)
-        valid = [p for p in todo if isinstance(jets[p], Jet)]
+        valid: list[tuple[int, Jet]] = []
         for p in todo:
-            if not isinstance(jets[p], Jet):
-                summary.add(_write(writer, jets[p], p, indices, truths, source, backend, False))
-        outcomes = tagger.batch_as_completed([jets[p] for p in valid], return_exceptions=True)
+            jet = jets[p]
+            if isinstance(jet, Jet):
+                valid.append((p, jet))
+            else:  # its data is invalid: an input error row
+                summary.add(_write(writer, jet, p, indices, truths, source, backend, False))
+        outcomes = tagger.batch_as_completed([jet for _, jet in valid], return_exceptions=True)
         for i, outcome in outcomes:
-            p = valid[i]
+            p = valid[i][0]
             summary.add(_write(writer, outcome, p, indices, truths, source, backend, reasoning))
     counts = Counter({"labelled": summary.labelled, **summary.errors})
     logger.info("%s: %d jets (%s), %d kept", path, summary.jets, dict(counts), summary.resumed)

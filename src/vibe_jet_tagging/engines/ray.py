@@ -74,10 +74,10 @@ class TagBatches:
                 jets.append(Jet.coerce(np.asarray(data), index=index))
             except ValueError as exc:
                 jets.append(ValueError(f"{self.source}: {exc}"))
-        valid = [p for p, jet in enumerate(jets) if isinstance(jet, Jet)]
+        valid = [(p, jet) for p, jet in enumerate(jets) if isinstance(jet, Jet)]
         outcomes: list[Any] = list(jets)
-        results = await self.tagger.abatch([jets[p] for p in valid], return_exceptions=True)
-        for p, result in zip(valid, results, strict=True):
+        results = await self.tagger.abatch([jet for _, jet in valid], return_exceptions=True)
+        for (p, _), result in zip(valid, results, strict=True):
             outcomes[p] = result
         rows = [
             result_row(
