@@ -17,7 +17,13 @@ __all__ = [
 
 ReasoningField = Literal["reasoning", "reasoning_content", "both"]
 FaultKind = Literal[
-    "server_error", "rate_limit", "stall", "disconnect", "malformed_json", "truncation"
+    "server_error",
+    "rate_limit",
+    "stall",
+    "disconnect",
+    "malformed_json",
+    "truncation",
+    "malformed_body",
 ]
 FAULT_KINDS: tuple[str, ...] = FaultKind.__args__  # type: ignore[attr-defined]
 
@@ -55,6 +61,9 @@ class FaultRates(BaseModel):
     )
     truncation: float = Field(
         0.0, ge=0, le=1, description="answer cut short with finish_reason 'length'"
+    )
+    malformed_body: float = Field(
+        0.0, ge=0, le=1, description="HTTP 200 whose body is no chat completion (HTML, no choices)"
     )
 
     @model_validator(mode="after")

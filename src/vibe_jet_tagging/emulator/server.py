@@ -31,7 +31,7 @@ from typing import Any, NoReturn
 from aiohttp import web
 
 from .config import EmulatorConfig
-from .faults import decide_fault, malform, truncate
+from .faults import decide_fault, malform, malformed_body, truncate
 from .model import generate
 from .protocol import ApiError, ChatRequest, effort_tokens, logprobs_for, parse_chat_request
 
@@ -299,6 +299,10 @@ class EmulatorApp:
                 "retry-after-ms": str(int(wait * 1000)),
             }
             return ApiError(429, "Too many requests (injected fault).").response(headers)
+        if fault == "malformed_body":
+            self._finish("malformed_body", 200)
+            text, content_type = malformed_body(number)
+            return web.Response(text=text, content_type=content_type)
         outcome = fault or "ok"
         try:
             if fault == "stall":
