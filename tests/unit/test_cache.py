@@ -6,10 +6,8 @@ import json
 import multiprocessing as mp
 import os
 import pickle
-import shutil
 import sqlite3
 import stat
-import subprocess
 
 import pytest
 from langchain_core.messages import AIMessage
@@ -258,28 +256,12 @@ def test_a_full_disk_sets_the_cache_aside_after_one_warning(tmp_path, caplog):
     assert "cannot be written" in warning and "full" in warning
 
 
-def _read_only(folder):
-    """Make ``folder`` read-only even for root (immutable), or skip."""
-    if os.getuid() != 0:
-        folder.chmod(0o500)
-        return lambda: folder.chmod(0o700)
-    if shutil.which("chattr") is None:
-        pytest.skip("root ignores permissions and there is no chattr to make a folder read-only")
-    done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"chattr +i failed: {done.stderr.decode().strip()}")
-    return lambda: subprocess.run(["chattr", "-i", str(folder)], check=True)
-
-
-def test_a_read_only_folder_leaves_the_cache_unused_with_one_warning(tmp_path, caplog):
+def test_a_read_only_folder_leaves_the_cache_unused_with_one_warning(tmp_path, caplog, read_only):
     folder = tmp_path / "c"
     folder.mkdir(mode=0o700)
-    undo = _read_only(folder)
-    try:
-        cache = ResultCache(folder)
-        assert not cache.available
-        assert cache.get("k") is None and not cache.put(make_result("k"))
-    finally:
-        undo()
+    read_only(folder)
+    cache = ResultCache(folder)
+    assert not cache.available
+    assert cache.get("k") is None and not cache.put(make_result("k"))
     [warning] = _warnings(caplog)
     assert str(folder) in warning and "cannot be opened" in warning
