@@ -38,6 +38,7 @@ from langchain_openai.chat_models.base import BaseChatOpenAI
 
 from ._sync import iterate_sync, run_sync
 from .cache import ResultCache
+from .endpoints import SERVER_HEADER
 from .errors import ServerError
 from .formats import JetFormat
 from .jets import Jet
@@ -531,6 +532,7 @@ class JetTagger(Runnable[JetInput, TagResult]):
                 finish_reason=message.response_metadata.get("finish_reason"),
                 usage=usage,
                 latency=latency,
+                server=(message.response_metadata.get("headers") or {}).get(SERVER_HEADER),
                 cached=bool(message.response_metadata.get("cache_hit")),
             )
         failed = self._result(

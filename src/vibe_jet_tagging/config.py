@@ -48,7 +48,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="VJT_", extra="ignore", populate_by_name=True)
 
-    base_url: str = DEFAULT_BASE_URL
+    base_url: str | list[str] = DEFAULT_BASE_URL
+    """One server, or several serving the same model (a list; in ``VJT_BASE_URL``,
+    separated by commas)."""
     model: str = DEFAULT_MODEL
     api_key: SecretStr = Field(
         SecretStr("EMPTY"),
@@ -67,6 +69,12 @@ class Settings(BaseSettings):
     cache_dir: Path | None = None
     shared_cache: bool = False
     """Use a cache folder others can write to (refused otherwise: see ``cache``)."""
+
+    @property
+    def base_urls(self) -> list[str]:
+        """The server(s), as a list."""
+        urls = [self.base_url] if isinstance(self.base_url, str) else list(self.base_url)
+        return [u.strip() for url in urls for u in url.split(",") if u.strip()]
 
     @classmethod
     def settings_customise_sources(

@@ -23,9 +23,11 @@ from urllib.parse import urlsplit
 
 from langchain_openai._compat import httpx  # the httpx flavour the openai SDK uses
 
-__all__ = ["Endpoint", "EndpointPool", "PoolTransport"]
+__all__ = ["SERVER_HEADER", "Endpoint", "EndpointPool", "PoolTransport"]
 
 _FAILED_STATUS = frozenset({429, 500, 502, 503, 504})
+SERVER_HEADER = "x-vjt-server"
+"""Response header naming the server a pooled request went to (for per-server counts)."""
 
 
 @dataclass
@@ -200,6 +202,7 @@ class PoolTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
             self.pool.release(endpoint, ok=None)
             raise
         response.stream = _AsyncCounted(response.stream, self._outcome(endpoint, response))
+        response.headers[SERVER_HEADER] = endpoint.base_url
         return response
 
     def handle_request(self, request: Any) -> Any:
@@ -216,6 +219,7 @@ class PoolTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
             self.pool.release(endpoint, ok=None)
             raise
         response.stream = _SyncCounted(response.stream, self._outcome(endpoint, response))
+        response.headers[SERVER_HEADER] = endpoint.base_url
         return response
 
     async def aclose(self) -> None:

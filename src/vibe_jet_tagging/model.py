@@ -174,6 +174,7 @@ class ChatVLLM(ChatOpenAI):
                     transport=PoolTransport(pool, _PerLoopTransport())
                 )
                 values["http_client"] = openai.DefaultHttpxClient(transport=PoolTransport(pool))
+                values.setdefault("include_response_headers", True)  # which server answered
         return values
 
     @model_validator(mode="after")

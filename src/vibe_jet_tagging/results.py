@@ -102,6 +102,7 @@ class TagResult(BaseModel):
     model: str = ""
     effort: str | None = None
     template: str = ""
+    server: str | None = Field(None, description="the server that answered, of several")
     cached: bool = Field(False, description="served from the cache or an identical request")
     error: TagError | None = None
 

@@ -298,7 +298,8 @@ def test_tag_stops_when_the_server_goes_away(tmp_path, fresh_emulator):
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 2, stderr
     error = stderr.strip().splitlines()[-1]
-    assert error.startswith("error: cannot reach the model server at " + server.base_url)
+    assert error.startswith("error: stopped: ")
+    assert "cannot reach the model server at " + server.base_url in error
     assert "jets in a row failed" in error and "rerun the same command" in error
     rows = read_jsonl(out)
     assert len(rows) < 100  # stopped early, not 200 failures

@@ -27,6 +27,8 @@ async def test_each_server_gets_a_fair_share(fresh_emulator) -> None:
     assert min(served) >= 0.4 * len(JETS), served
     stats = tagger.endpoint_stats()
     assert [s["ok"] for s in stats] == served
+    # Each result says which server answered it.
+    assert [sum(r.server == s.base_url for r in results) for s in (a, b)] == served
     assert [s["base_url"] for s in stats] == [a.base_url, b.base_url]
 
 
@@ -70,3 +72,31 @@ def test_chatvllm_with_one_url_in_a_list_is_a_plain_model() -> None:
     model = ChatVLLM(base_url=["http://127.0.0.1:9/v1"])
     assert model.endpoint_pool is None
     assert model.openai_api_base == "http://127.0.0.1:9/v1"
+
+
+def test_vjt_tag_over_two_servers(fresh_emulator, tmp_path, capsys) -> None:
+    from vibe_jet_tagging.cli import main
+
+    a, b = fresh_emulator(ttft=0.01), fresh_emulator(ttft=0.01)
+    out = tmp_path / "r.jsonl"
+    code = main(
+        ["tag", "sample", "-o", str(out), "--base-url", a.base_url, "--base-url", b.base_url,
+         "--limit", "30", "--template", "zero_shot", "--no-cache"]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0, err
+    served = [a.stats()["requests_total"], b.stats()["requests_total"]]
+    assert sum(served) == 30 and min(served) >= 10, served
+    assert f"{a.base_url} {served[0]} answered, 0 failed" in err
+    assert f"{b.base_url} {served[1]} answered, 0 failed" in err
+
+
+def test_vjt_base_url_from_the_environment_is_a_list(fresh_emulator, tmp_path, monkeypatch):
+    from vibe_jet_tagging.cli import main
+
+    a, b = fresh_emulator(), fresh_emulator()
+    monkeypatch.setenv("VJT_BASE_URL", f"{a.base_url},{b.base_url}")
+    out = tmp_path / "r.jsonl"
+    args = ["tag", "sample", "-o", str(out), "--limit", "8", "--template", "zero_shot"]
+    assert main([*args, "--no-cache"]) == 0
+    assert a.stats()["requests_total"] > 0 and b.stats()["requests_total"] > 0

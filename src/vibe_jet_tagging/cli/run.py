@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 from rich.markup import escape
@@ -74,10 +75,15 @@ def check_template(name: str) -> None:
 
 @dataclass
 class Backend:
-    """The server a command talks to, and whether it is the emulated one."""
+    """The server(s) a command talks to, and whether it is the emulated one."""
 
-    url: str
+    urls: list[str]
     emulated: bool
+
+    @property
+    def url(self) -> str:
+        """The (first) server's URL."""
+        return self.urls[0]
 
     @property
     def kind(self) -> str:
@@ -100,16 +106,15 @@ def server(
     the emulated server is treated as such.
     """
     from ..errors import ModelNotServedError, ServerError
-    from ..server_info import fetch_server_info
+    from ..server_info import fetch_pool_info
 
     if not emulate:
-        url, model = settings.base_url, settings.model
-        try:
-            info = fetch_server_info(url, settings.api_key.get_secret_value())
-            info.require(model)
+        urls, model = settings.base_urls, settings.model
+        try:  # each server once; several must serve the same model
+            info = fetch_pool_info(urls, settings.api_key.get_secret_value(), model)
         except ModelNotServedError as exc:
             raise CLIError(
-                f"the server at {url} does not serve the model {model!r}; it serves "
+                f"the server at {exc.url} does not serve the model {model!r}; it serves "
                 f"{', '.join(map(repr, exc.served)) or 'nothing'}: pass one with --model "
                 "(VJT_MODEL)"
             ) from None
@@ -119,12 +124,12 @@ def server(
                 "(VJT_BASE_URL) at a running server, or pass --emulate to use the built-in "
                 "emulated server."
             ) from None
-        yield Backend(url, info.emulated)
+        yield Backend(urls, info.emulated)
         return
     from ..emulator import EmulatedServer
 
     with EmulatedServer(models=models or [settings.model], **emulator_options) as emulated:
-        yield Backend(emulated.base_url, True)
+        yield Backend([emulated.base_url], True)
 
 
 def make_tagger(
@@ -146,7 +151,7 @@ def make_tagger(
         store = ResultCache(folder, shared=settings.shared_cache)
     return JetTagger(
         settings.model,
-        base_url=backend.url,
+        base_url=backend.urls if len(backend.urls) > 1 else backend.url,
         effort=settings.effort,
         temperature=settings.temperature,
         seed=settings.seed,
@@ -176,6 +181,7 @@ class RunStats:
     cache_hits: int = 0
     tokens: int = 0
     started: float = field(default_factory=time.perf_counter)
+    servers: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def asked(self) -> int:
@@ -208,7 +214,14 @@ class RunStats:
             for scale, unit in ((1e6, "M"), (1e3, "k"), (1, ""))
             if self.tokens >= scale or scale == 1
         )
-        return f"{self.errors} err · {self.cache_hits} cached · {tokens} tok · {rate:.1f} jets/s"
+        line = f"{self.errors} err · {self.cache_hits} cached · {tokens} tok · {rate:.1f} jets/s"
+        if len(self.servers) > 1:  # answered (failed) per server, by host:port
+            line += " · " + " ".join(
+                f"{urlsplit(s['base_url']).netloc} {s['ok']}"
+                + (f" ({s['failed']} failed)" if s["failed"] else "")
+                for s in self.servers
+            )
+        return line
 
 
 def set_aside_path(output: Path) -> Path:
@@ -397,6 +410,7 @@ def tag_to_file(
             )
             writer.write(row)
             stats.add(row)
+            stats.servers = tagger.endpoint_stats()
             progress.update(task, advance=1, stats=stats.line())
             breaker.observe(row)
 
