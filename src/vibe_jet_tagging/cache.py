@@ -228,6 +228,7 @@ class ResultCache(_Store):
     ) -> None:
         self.directory = Path(directory) if directory else default_cache_dir() / "results"
         self.shared = shared
+        self._misread = False
         self._cache = self._start(size_limit, shared)
 
     def __repr__(self) -> str:
@@ -250,7 +251,10 @@ class ResultCache(_Store):
         try:
             return _decode_result(text)
         except (ValidationError, ValueError) as exc:
-            logger.warning("cache entry %s not a result of this version, a miss: %s", key, exc)
+            # Warned once: after an upgrade every entry of the older format would say it.
+            level = logging.DEBUG if self._misread else logging.WARNING
+            self._misread = True
+            logger.log(level, "cache entry %s is no result of this version, a miss: %s", key, exc)
             return None
 
     def get_many(self, keys: Iterable[str]) -> dict[str, TagResult]:
