@@ -1,8 +1,8 @@
 """``JetTagger``: a LangChain Runnable that tags jets as quark or gluon with a reasoning LLM.
 
 One jet travels: cache lookup by key -> ``prompt`` (the template's LangChain prompt classes) ->
-``ChatVLLM`` -> ``parse_label`` (instructor validation; one re-ask on a malformed answer; the
-regex parser for prose) -> :class:`TagResult` -> cache store.
+``ChatVLLM`` -> ``parser`` (:class:`JetLabelParser`: instructor validation of JSON, the explicit
+decision of prose; one re-ask when it finds no label) -> :class:`TagResult` -> cache store.
 
 The async path is the only implementation: ``invoke`` and ``batch`` run it on a background
 event loop (see ``_sync``), so they also work inside Jupyter's running loop.
@@ -43,6 +43,7 @@ from .errors import ServerError
 from .formats import JetFormat
 from .jets import Jet
 from .model import DEFAULT_BASE_URL, DEFAULT_MODEL, ChatVLLM, Effort, reasoning_of
+from .output_parser import JetLabelParser
 from .parsing import (
     COMPACT_LABEL_REGEX,
     PARSER_VERSION,
@@ -50,9 +51,7 @@ from .parsing import (
     LabelParseError,
     ParsedLabel,
     label_response_format,
-    read_answer,
     reask_messages,
-    regex_label,
 )
 from .prompts import DEFAULT_TEMPLATE, JetPrompt, PromptTemplateSpec, SelectorName
 from .results import TagError, TaggingError, TagResult, Usage
@@ -170,7 +169,8 @@ class JetTagger(Runnable[JetInput, TagResult]):
             example selector.
         structured_output: send the :class:`JetLabel` JSON schema as ``response_format``
             (turn off for servers without structured outputs).
-        reask: re-ask once when the answer fails the schema.
+        reask: re-ask once when the answer gives no label (JSON failing the schema, a label
+            contradicting the probability, prose without an explicit decision).
         logprobs: request token logprobs and report a logprob-based quark probability.
         cache: a :class:`ResultCache`, a folder, ``True`` for the default folder, or
             ``None``/``False`` for none. The key leaves out the server's URL (the same model
@@ -182,6 +182,8 @@ class JetTagger(Runnable[JetInput, TagResult]):
 
     Raises :class:`TaggingError` (with ``.result`` holding the error, raw answer and usage)
     when a jet gets no label; ``abatch(..., return_exceptions=True)`` returns them in place.
+    ``tagger.parser`` is the :class:`JetLabelParser` that reads the answers (usable in any
+    chain), ``tagger.prompt`` the :class:`JetPrompt`.
     """
 
     def __init__(
@@ -266,7 +268,7 @@ class JetTagger(Runnable[JetInput, TagResult]):
         self._server_info: ServerInfo | None = None
         self._server_lock = threading.Lock()
         self._prompt = RunnableLambda(self.prompt.messages, name="prompt")
-        self._parse = RunnableLambda(self._read, name="parse_label")
+        self.parser = JetLabelParser(name="parse_label")
         self._settings_key_value: str | None = None
         self._key_lock = threading.Lock()
         self._inflight: weakref.WeakKeyDictionary[
@@ -423,25 +425,23 @@ class JetTagger(Runnable[JetInput, TagResult]):
             **fields,
         )
 
-    def _read(self, message: AIMessage) -> ParsedLabel | Exception:
-        finish = (message.response_metadata or {}).get("finish_reason")
-        return read_answer(message.text, finish, allow_reask=self.reask)
+    async def _read(self, message: AIMessage, config: RunnableConfig, traced: bool) -> ParsedLabel:
+        """The label ``message`` states, read by :attr:`parser` (raises LabelParseError).
 
-    def _read_reask(self, first: AIMessage, second: AIMessage) -> tuple[ParsedLabel, AIMessage]:
-        """The label after a re-ask, and the answer it was read from."""
-        try:
-            parsed = read_answer(
-                second.text, second.response_metadata.get("finish_reason"), allow_reask=False
-            )
-        except LabelParseError:
-            # The re-ask failed too: the first answer may still state a label in prose.
-            parsed = regex_label(first.text)
-            if parsed is None:
-                raise
-            return parsed, first
+        A child run only when a callback handler watches; otherwise a plain call.
+        """
+        if traced:
+            return await self.parser.ainvoke(message, config)
+        return self.parser.read_message(message)
+
+    async def _read_reask(
+        self, message: AIMessage, config: RunnableConfig, traced: bool
+    ) -> ParsedLabel:
+        """The label the answer to a re-ask states; only that answer counts, never the first."""
+        parsed = await self._read(message, config, traced)
         if parsed.step == "schema":
             parsed = parsed.model_copy(update={"step": "reask"})
-        return parsed, second
+        return parsed
 
     async def _ask(
         self, messages: list[BaseMessage], config: RunnableConfig
@@ -500,18 +500,18 @@ class JetTagger(Runnable[JetInput, TagResult]):
         try:
             message, latency = await self._ask(messages, config)
             usage = Usage.from_message(message)
-            outcome = await self._parse.ainvoke(message, config) if traced else self._read(message)
-            if isinstance(outcome, Exception):
-                first = message
-                retry = reask_messages(messages, first.text, outcome)
+            try:
+                outcome = await self._read(message, config, traced)
+            except LabelParseError as exc:
+                if not self.reask or exc.reask is None:
+                    raise
+                retry = reask_messages(messages, message.text, exc.reask)
                 message, seconds = await self._ask(retry, config)
                 latency += seconds
                 usage = usage + Usage.from_message(message)
-                outcome, message = self._read_reask(first, message)
+                outcome = await self._read_reask(message, config, traced)
         except LabelParseError as exc:
-            error = TagError(
-                kind="truncated" if exc.truncated else "parse", message=str(exc), raw_answer=exc.raw
-            )
+            error = TagError(kind=exc.kind, message=str(exc), raw_answer=exc.raw)
         except openai.APIError as exc:
             error = _server_error(exc, self.base_url)
         except MalformedResponseError as exc:
@@ -519,7 +519,6 @@ class JetTagger(Runnable[JetInput, TagResult]):
         except ServerError as exc:  # the server's /models could not be read
             error = TagError(kind="connection", message=str(exc))
         else:
-            assert isinstance(outcome, ParsedLabel)
             return self._result(
                 jet,
                 key,
@@ -532,7 +531,8 @@ class JetTagger(Runnable[JetInput, TagResult]):
                 finish_reason=message.response_metadata.get("finish_reason"),
                 usage=usage,
                 latency=latency,
-                server=(message.response_metadata.get("headers") or {}).get(SERVER_HEADER),
+                server=(message.response_metadata.get("headers") or {}).get(SERVER_HEADER)
+                or self.base_url,
                 cached=bool(message.response_metadata.get("cache_hit")),
             )
         failed = self._result(

@@ -35,11 +35,12 @@ async def test_default_settings_tag_jets(real_vllm) -> None:
     results = await tagger(real_vllm, effort="low").abatch(jets, return_exceptions=True)
     real_vllm.record(results)
     outcomes = [getattr(r, "result", r) for r in results]
-    assert all(r.error is None or r.error.kind != "bad_request" for r in outcomes), outcomes
-    assert any(r.ok for r in outcomes), [r.error for r in outcomes]
+    # SmolLM2 often contradicts itself (a gluon label with p = 0.9): counted, never a label.
     for r in outcomes:
+        assert r.ok or r.error.kind in ("parse", "contradiction", "truncated"), r.error
         assert r.usage.input_tokens > 200 and r.usage.output_tokens > 0
         if r.ok:
+            assert (r.label == "quark") == (r.quark_probability >= 0.5)
             assert r.label in ("quark", "gluon")
             assert r.parsed_by in ("schema", "reask", "regex")
 
