@@ -242,6 +242,7 @@ MIXED_FAULTS = {
     "non_answer": 0.03,
     "digit_field": 0.02,
     "distracted_answer": 0.02,
+    "malformed_body": 0.02,
 }
 
 
