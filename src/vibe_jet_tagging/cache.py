@@ -41,6 +41,7 @@ from langchain_core.outputs import ChatGeneration, Generation
 from pydantic import ValidationError
 
 from .errors import VJTError
+from .filesystems import warn_if_network_filesystem
 from .results import TagError, TagResult, Usage
 
 __all__ = [
@@ -158,6 +159,7 @@ def _open(directory: Path, size_limit: int, *, shared: bool) -> diskcache.Cache:
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not shared and stat.S_IMODE(directory.stat().st_mode) != 0o700:
         directory.chmod(0o700)  # mkdir's mode is reduced by the umask, never raised
+    warn_if_network_filesystem(directory)  # SQLite on NFS/Lustre/GPFS: one warning line
     return diskcache.Cache(str(directory), disk=JSONOnlyDisk, timeout=60, size_limit=size_limit)
 
 
