@@ -28,6 +28,7 @@ FaultKind = Literal[
     "non_answer",
     "digit_field",
     "distracted_answer",
+    "malformed_body",
 ]
 FAULT_KINDS: tuple[str, ...] = FaultKind.__args__  # type: ignore[attr-defined]
 
@@ -81,6 +82,9 @@ class FaultRates(BaseModel):
     )
     distracted_answer: float = Field(
         0.0, ge=0, le=1, description="prose stating a random label among distractors"
+    )
+    malformed_body: float = Field(
+        0.0, ge=0, le=1, description="HTTP 200 whose body is no chat completion (HTML, no choices)"
     )
 
     @model_validator(mode="after")

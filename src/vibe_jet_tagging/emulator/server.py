@@ -37,7 +37,7 @@ from typing import Any, NoReturn
 from aiohttp import web
 
 from .config import EmulatorConfig
-from .faults import corrupt, decide_fault
+from .faults import corrupt, decide_fault, malformed_body
 from .model import AnswerRecord, generate
 from .prefix_cache import PrefixCache, PrefixHit
 from .protocol import ApiError, ChatRequest, effort_tokens, logprobs_for, parse_chat_request
@@ -358,6 +358,10 @@ class EmulatorApp:
                 "retry-after-ms": str(int(wait * 1000)),
             }
             return ApiError(429, "Too many requests (injected fault).").response(headers)
+        if fault == "malformed_body":
+            self._finish("malformed_body", 200)
+            text, content_type = malformed_body(number)
+            return web.Response(text=text, content_type=content_type)
         outcome = fault or "ok"
         try:
             if fault == "stall":
