@@ -24,6 +24,7 @@ from .options import (
     Refresh,
     Seed,
     Shard,
+    SharedCache,
     Shots,
     Temperature,
     Template,
@@ -59,6 +60,7 @@ def tag(
     emulate: Emulate = False,
     no_cache: NoCache = False,
     refresh: Refresh = False,
+    shared_cache: SharedCache = False,
     reasoning: Annotated[
         bool, typer.Option(help="Keep each jet's reasoning and answer in the rows.")
     ] = False,
@@ -80,6 +82,7 @@ def tag(
         shots=shots,
         concurrency=concurrency,
         seed=seed,
+        shared_cache=shared_cache or None,
     )
     check_template(settings.template)
     dataset = open_jets(jets)
