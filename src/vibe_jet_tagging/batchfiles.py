@@ -10,6 +10,10 @@ result, never a label. An answer that needs a re-ask is a :class:`Reask`: a seco
 request lines (custom id ``KEY-reask``) asks it again with the messages the tagger would send,
 and reading both rounds' answers together gives the final result.
 
+The cache key holds what the server is (emulated or not, its weights, the constraint it
+takes), so a tagger exporting without a server is told what will answer first:
+``tagger.assume_server(offline_server(model, constraint="regex"))`` (vLLM's run-batch).
+
 Functions take a tagger; ``JetTagger.batch_requests`` and ``JetTagger.read_batch_output`` are
 the same as methods. :mod:`.batchread` reads the answers; ``vjt batch`` (:mod:`.cli.batch`)
 adds the folder on disk (request files, manifest).
@@ -31,6 +35,7 @@ from langchain_openai.chat_models.base import BaseChatOpenAI
 from .errors import VJTError
 from .jets import Jet
 from .parsing import LabelParseError, reask_messages
+from .server_info import ModelCard, ServerInfo
 
 if TYPE_CHECKING:
     from .chain import JetInput, JetTagger
@@ -44,8 +49,9 @@ __all__ = [
     "Reask",
     "answer_message",
     "batch_requests",
-    "call_options",
+    "constraint_of",
     "export_jets",
+    "offline_server",
     "reask_request",
     "request_body",
 ]
@@ -56,10 +62,10 @@ BATCH_URL = "/v1/chat/completions"
 REASK_SUFFIX = "-reask"
 """Appended to a jet's cache key: the custom id of its re-ask request."""
 
-Constraint = Literal["regex", "response_format", "server"]
-"""How the answer is constrained: vLLM's ``structured_outputs.regex`` (vLLM >= 0.10.2, what
-``vllm run-batch`` takes), the portable ``response_format`` JSON schema, or what the tagger's
-server takes (asks it)."""
+Constraint = Literal["regex", "response_format"]
+"""How an answer is constrained: vLLM's ``structured_outputs.regex`` (vLLM >= 0.10.2, what
+``vllm run-batch`` takes) or the portable ``response_format`` JSON schema (OpenAI, older
+vLLM). The tagger sends what its server takes."""
 
 _KEY_BYTES = 32  # a cache key: 16 bytes as hex
 
@@ -75,34 +81,50 @@ def _chat_model(tagger: JetTagger) -> BaseChatOpenAI:
     return tagger.model
 
 
-def call_options(tagger: JetTagger, constraint: Constraint) -> tuple[dict[str, Any], str]:
-    """The tagger's call options for ``constraint``, and the constraint they carry.
+def offline_server(
+    model: str,
+    *,
+    constraint: Constraint = "regex",
+    emulated: bool = False,
+    root: str | None = None,
+) -> ServerInfo:
+    """What will answer a batch file, as its ``/v1/models`` and ``/version`` would say.
 
-    The second value is ``"regex"``, ``"response_format"`` or ``"none"`` (structured output
-    off): what a manifest records.
+    For ``tagger.assume_server(...)`` when there is no server to ask: the cache keys hold what
+    the server is (emulated or not, the weights ``root``, the constraint it takes), so these
+    must be what ``vjt tag`` would find on the server that later reads the cache. ``root``:
+    the weights vLLM loads (``--model``; default ``model``). ``emulated``: the emulated server
+    answers (tests, demos).
     """
-    _chat_model(tagger)
-    if constraint not in ("regex", "response_format", "server"):
-        raise ValueError(f"constraint must be regex, response_format or server, not {constraint!r}")
-    if not tagger.structured_output:
-        return tagger.call_options(structured_outputs=False), "none"
-    if constraint == "server":
-        info = tagger.server_info()
-        structured = info is not None and info.structured_outputs
-    else:
-        structured = constraint == "regex"
-    options = tagger.call_options(structured_outputs=structured)
-    return options, "regex" if structured else "response_format"
+    if constraint not in ("regex", "response_format"):
+        raise ValueError(f"constraint must be regex or response_format, not {constraint!r}")
+    if emulated:
+        from .emulator.server import EMULATED_ROOT, EMULATED_VERSION
+
+        card = ModelCard(model, root=EMULATED_ROOT, owned_by="vllm")
+        if constraint != "regex":
+            raise ValueError("the emulated server takes structured_outputs: use regex")
+        return ServerInfo("offline", (card,), EMULATED_VERSION)
+    card = ModelCard(model, root=root or model, owned_by="vllm")
+    # vLLM >= 0.10.2 takes structured_outputs; an older one only response_format.
+    return ServerInfo("offline", (card,), "0.10.2" if constraint == "regex" else "0.10.1")
 
 
-def request_body(
-    tagger: JetTagger, messages: Sequence[BaseMessage], options: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The Chat Completions body the tagger sends for ``messages`` with call ``options``.
+def constraint_of(tagger: JetTagger) -> str:
+    """``"regex"``, ``"response_format"`` or ``"none"``: what the tagger's requests carry."""
+    body = tagger._options().get("extra_body") or {}
+    if "structured_outputs" in body:
+        return "regex"
+    return "response_format" if "response_format" in body else "none"
 
-    ChatOpenAI's own payload code, then ``extra_body`` merged on top as the openai SDK does.
+
+def request_body(tagger: JetTagger, messages: Sequence[BaseMessage]) -> dict[str, Any]:
+    """The Chat Completions body the tagger sends its server for ``messages``.
+
+    ChatOpenAI's own payload code with the tagger's call options, then ``extra_body`` merged
+    on top as the openai SDK does.
     """
-    payload = _chat_model(tagger)._get_request_payload(list(messages), **options)
+    payload = _chat_model(tagger)._get_request_payload(list(messages), **tagger._options())
     extra = payload.pop("extra_body", None) or {}
     return {**payload, **extra}
 
@@ -127,16 +149,14 @@ class ExportedJet:
     """Why the jet cannot be tagged (invalid data): then it has no key and no request."""
 
 
-def export_jets(
-    tagger: JetTagger, jets: Iterable[JetInput], *, constraint: Constraint = "regex"
-) -> Iterator[ExportedJet]:
+def export_jets(tagger: JetTagger, jets: Iterable[JetInput]) -> Iterator[ExportedJet]:
     """Every jet with its key and, for jets to ask, the request line (streamed).
 
     Jets in the tagger's cache (unless ``refresh``) and repeats of a key get no request. An
     invalid jet (or a ``ValueError`` in its place, as ``JetDataset.jets_or_errors`` gives)
     comes back with its ``error`` and stops nothing.
     """
-    options, _ = call_options(tagger, constraint)
+    _chat_model(tagger)
     asked: set[str] = set()
     for position, item in enumerate(jets):
         try:
@@ -150,13 +170,11 @@ def export_jets(
         request = None
         if key not in asked and tagger._lookup(key, jet) is None:
             asked.add(key)
-            request = _line(key, request_body(tagger, tagger.prompt.messages(jet), options))
+            request = _line(key, request_body(tagger, tagger.prompt.messages(jet)))
         yield ExportedJet(position, jet.index, key, jet.key, request, key in asked)
 
 
-def reask_request(
-    tagger: JetTagger, jet: Jet, reask: Reask, *, constraint: Constraint = "regex"
-) -> dict[str, Any]:
+def reask_request(tagger: JetTagger, jet: Jet, reask: Reask) -> dict[str, Any]:
     """The request line that asks ``reask`` again: the messages ``JetTagger`` would send.
 
     Raises :class:`VJTError` when the jet is not the one the first answer was for.
@@ -176,24 +194,19 @@ def reask_request(
         error = None
     if error is None:
         raise VJTError(f"{reask.custom_id}: the first answer is not one to re-ask")
-    options, _ = call_options(tagger, constraint)
     messages = reask_messages(tagger.prompt.messages(jet), first.text, error)
-    return _line(key + REASK_SUFFIX, request_body(tagger, messages, options))
+    return _line(key + REASK_SUFFIX, request_body(tagger, messages))
 
 
 def batch_requests(
-    tagger: JetTagger,
-    jets: Iterable[JetInput],
-    *,
-    constraint: Constraint = "regex",
-    reasks: Iterable[Reask] | None = None,
+    tagger: JetTagger, jets: Iterable[JetInput], *, reasks: Iterable[Reask] | None = None
 ) -> Iterator[dict[str, Any]]:
     """Request lines for the jets to ask (``custom_id`` = cache key), streamed.
 
     With ``reasks`` (from :func:`read_batch_output`), the re-ask lines of those jets instead.
     """
     if reasks is None:
-        for exported in export_jets(tagger, jets, constraint=constraint):
+        for exported in export_jets(tagger, jets):
             if exported.error is not None:
                 logger.warning("jet %d not exported: %s", exported.position, exported.error)
             elif exported.request is not None:
@@ -204,7 +217,7 @@ def batch_requests(
         jet = Jet.coerce(item)
         reask = pending.pop(tagger.key_for(jet), None)
         if reask is not None:
-            yield reask_request(tagger, jet, reask, constraint=constraint)
+            yield reask_request(tagger, jet, reask)
 
 
 # -- the jets of an export ------------------------------------------------------------------------

@@ -58,7 +58,7 @@ from .results import TagError, TaggingError, TagResult, Usage
 from .server_info import ServerInfo, fetch_pool_info
 
 if TYPE_CHECKING:
-    from .batchfiles import Constraint
+    from .batchfiles import Reask
     from .batchread import BatchOutput
 
 __all__ = ["JetInput", "JetTagger"]
@@ -326,25 +326,16 @@ class JetTagger(Runnable[JetInput, TagResult]):
 
     def _options(self) -> dict[str, Any]:
         """Keyword arguments of every model call (built once, after the server is known)."""
-        if self._call_options is None:
-            info = None
-            if self.structured_output and isinstance(self.model, BaseChatOpenAI):
-                info = self.server_info()
-            self._call_options = self.call_options(
-                structured_outputs=info is not None and info.structured_outputs
-            )
-        return self._call_options
-
-    def call_options(self, *, structured_outputs: bool) -> dict[str, Any]:
-        """Keyword arguments of a model call, for a server that takes vLLM's
-        ``structured_outputs`` (vLLM >= 0.10.2, the emulator) or one that does not."""
+        if self._call_options is not None:
+            return self._call_options
         options: dict[str, Any] = {}
         if self.structured_output:
             if isinstance(self.model, BaseChatOpenAI):
                 # In the body as is: ChatOpenAI would send a response_format through the SDK's
                 # slower `parse` path, which adds ~1 ms of CPU per request and gains nothing
                 # here (the answer is validated by instructor below).
-                if structured_outputs:
+                info = self.server_info()
+                if info is not None and info.structured_outputs:
                     # vLLM's grammar for a JSON schema allows any whitespace, which a small
                     # model can fill to max_tokens; a compact-JSON regex cannot run away.
                     # Not beside response_format: vLLM would count two constraints.
@@ -356,7 +347,18 @@ class JetTagger(Runnable[JetInput, TagResult]):
                 options["response_format"] = label_response_format()
         if self.logprobs:
             options.update(logprobs=True, top_logprobs=5)
+        self._call_options = options
         return options
+
+    def assume_server(self, info: ServerInfo) -> None:
+        """Take ``info`` as what the server is, without asking it (offline batch files).
+
+        The cache keys and the requests depend on it, so only before the tagger made either.
+        """
+        with self._server_lock:
+            if self._settings_key_value is not None or self._call_options is not None:
+                raise ValueError("assume_server: this tagger has made keys or requests already")
+            self._server_info = info
 
     def _server_identity(self) -> dict[str, Any] | None:
         """What answers: emulated or not, the served weights, the output constraint sent.
@@ -759,18 +761,18 @@ class JetTagger(Runnable[JetInput, TagResult]):
     # -- offline batch files (see batchfiles) ----------------------------------------------------
 
     def batch_requests(
-        self, jets: Iterable[JetInput], *, constraint: Constraint = "regex", reasks: Any = None
+        self, jets: Iterable[JetInput], *, reasks: Iterable[Reask] | None = None
     ) -> Iterator[dict[str, Any]]:
         """Request lines for ``vllm run-batch`` / the OpenAI Batch API, one per jet to ask.
 
-        Each body is what this tagger sends over HTTP; ``custom_id`` is the cache key. Cached
-        jets and repeated keys are left out. ``constraint``: ``"regex"`` (vLLM's
-        ``structured_outputs``, the default), ``"response_format"``, or ``"server"`` (ask the
-        server which). With ``reasks`` (from :meth:`read_batch_output`), their re-ask lines.
+        Each body is what this tagger sends its server over HTTP; ``custom_id`` is the cache
+        key. Cached jets and repeated keys are left out. Offline, say first what will answer:
+        ``tagger.assume_server(batchfiles.offline_server(...))``. With ``reasks`` (from
+        :meth:`read_batch_output`), the re-ask lines of those jets.
         """
         from .batchfiles import batch_requests
 
-        return batch_requests(self, jets, constraint=constraint, reasks=reasks)
+        return batch_requests(self, jets, reasks=reasks)
 
     def read_batch_output(
         self, lines: Any, jets: Sequence[JetInput], *, cache: bool = True

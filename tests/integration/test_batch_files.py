@@ -12,10 +12,9 @@ import openai
 import pytest
 from batch_standin import answer_lines
 
-from vibe_jet_tagging import ChatVLLM, JetTagger, TaggingError, VJTError, load_sample
-from vibe_jet_tagging.batchfiles import REASK_SUFFIX
+from vibe_jet_tagging import ChatVLLM, JetTagger, TaggingError, Usage, VJTError, load_sample
+from vibe_jet_tagging.batchfiles import REASK_SUFFIX, constraint_of, offline_server
 from vibe_jet_tagging.parsing import COMPACT_LABEL_REGEX
-from vibe_jet_tagging.server_info import ModelCard, ServerInfo
 
 SAMPLE = load_sample()
 JETS = [SAMPLE[i] for i in range(5, 4000, 250)]  # 16 real jets
@@ -37,6 +36,11 @@ class Wire:
         return openai.DefaultAsyncHttpxClient(event_hooks={"request": [hook]})
 
 
+def tokens(usage: Usage) -> Usage:
+    """Usage but the prefix-cache hits (they depend on the order requests reach the server)."""
+    return usage.model_copy(update={"cached_input_tokens": None})
+
+
 def tagger_for(server, wire: Wire | None = None, *, cache=None, **options) -> JetTagger:
     names = ("reasoning_effort", "max_tokens", "temperature", "seed", "extra_body")
     model_options = {k: options.pop(k) for k in names if k in options}
@@ -45,10 +49,6 @@ def tagger_for(server, wire: Wire | None = None, *, cache=None, **options) -> Je
     model = ChatVLLM(base_url=server.base_url, **model_options)
     options.setdefault("examples", EXAMPLES)
     return JetTagger(model, cache=cache, **options)
-
-
-def not_vllm(server) -> ServerInfo:
-    return ServerInfo(server.base_url, (ModelCard(server.model, owned_by="openai"),), None)
 
 
 @pytest.mark.parametrize(
@@ -60,17 +60,21 @@ def not_vllm(server) -> ServerInfo:
         {"structured_output": False, "reasoning_effort": "low"},
     ],
 )
-@pytest.mark.parametrize("constraint", ["regex", "response_format", "server"])
-def test_the_exported_body_is_the_body_sent_over_http(emulator, settings, constraint):
+@pytest.mark.parametrize("server", ["asked", "offline emulated", "regex", "response_format"])
+def test_the_exported_body_is_the_body_sent_over_http(emulator, settings, server):
+    """The same body and key as over HTTP, with the server asked or declared offline."""
     wire = Wire()
     tagger = tagger_for(emulator, wire, **settings)
-    if constraint == "response_format":  # what the tagger sends to a server that is not vLLM
-        tagger._server_info = not_vllm(emulator)
+    exporter = tagger_for(emulator, **settings)
+    if server == "offline emulated":  # declared: what the emulator says it is
+        exporter.assume_server(offline_server(emulator.model, emulated=True))
+    elif server != "asked":  # a vLLM declared offline; the HTTP side sends to the emulator
+        for each in (tagger, exporter):
+            each.assume_server(offline_server(emulator.model, constraint=server))
     jet = JETS[3]
     tagger.invoke(jet)
     [sent] = wire.bodies
-    exporter = tagger_for(emulator, **settings)
-    [line] = exporter.batch_requests([jet], constraint=constraint)
+    [line] = exporter.batch_requests([jet])
     assert line == {
         "custom_id": tagger.key_for(jet),
         "method": "POST",
@@ -78,11 +82,29 @@ def test_the_exported_body_is_the_body_sent_over_http(emulator, settings, constr
         "body": sent,
     }
     if settings.get("structured_output", True):
-        regex = constraint != "response_format"
+        regex = server != "response_format"
         assert ("structured_outputs" in sent) is regex
         assert ("response_format" in sent) is not regex
+        assert constraint_of(exporter) == ("regex" if regex else "response_format")
     if regex := sent.get("structured_outputs"):
         assert regex == {"regex": COMPACT_LABEL_REGEX}
+
+
+def test_a_declared_server_is_part_of_the_key(emulator):
+    jet = JETS[0]
+    keys = set()
+    for server in [
+        offline_server(emulator.model),
+        offline_server(emulator.model, root="/models/gpt-oss"),
+        offline_server(emulator.model, constraint="response_format"),
+        offline_server(emulator.model, emulated=True),
+    ]:
+        tagger = tagger_for(emulator)
+        tagger.assume_server(server)
+        keys.add(tagger.key_for(jet))
+        with pytest.raises(ValueError, match="made keys or requests already"):
+            tagger.assume_server(server)
+    assert len(keys) == 4
 
 
 def test_answers_read_back_equal_tagging_over_http_and_fill_the_cache(fresh_emulator, tmp_path):
@@ -100,7 +122,7 @@ def test_answers_read_back_equal_tagging_over_http_and_fill_the_cache(fresh_emul
     for read, asked in zip(output.results, direct, strict=True):
         assert read.ok
         assert {f: getattr(read, f) for f in COMPARED} == {f: getattr(asked, f) for f in COMPARED}
-        assert read.usage == asked.usage and read.usage.requests == 1
+        assert tokens(read.usage) == tokens(asked.usage) and read.usage.requests == 1
         assert (read.index, read.jet_key, read.key) == (asked.index, asked.jet_key, asked.key)
         assert read.settings == exporter.settings_key
     assert output.results[-1].cached and not output.results[0].cached  # the repeat is a copy
@@ -195,7 +217,7 @@ def test_a_reask_round_sends_what_the_tagger_sends_and_reads_the_same(fresh_emul
     for read, asked in zip(done.results, direct, strict=True):
         read, asked = getattr(read, "result", read), getattr(asked, "result", asked)
         assert {f: getattr(read, f) for f in COMPARED} == {f: getattr(asked, f) for f in COMPARED}
-        assert (read.error, read.usage) == (asked.error, asked.usage)
+        assert (read.error, tokens(read.usage)) == (asked.error, tokens(asked.usage))
         assert read.usage.requests == 2
 
     # A server that answers the re-ask well: the label comes from the re-ask.

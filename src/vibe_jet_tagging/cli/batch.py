@@ -8,6 +8,7 @@ and records the answers that need a re-ask for a second round (``export --reasks
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -76,9 +77,19 @@ def _recorded(settings: Any) -> dict[str, Any]:
     return values
 
 
+def _server_record(info: Any) -> dict[str, Any]:
+    """A :class:`ServerInfo` as JSON (what the manifest says will answer)."""
+    models = [dataclasses.asdict(card) for card in info.models]
+    return {"base_url": info.base_url, "version": info.version, "models": models}
+
+
 def _tagger(manifest: dict[str, Any], folder: Path, *, cache: bool) -> tuple[Any, str]:
-    """The tagger of an export (checked to have its settings key), and its backend."""
+    """The tagger of an export (checked to have its settings key), and its backend.
+
+    It takes the server the manifest recorded as its own (none is asked).
+    """
     from ..config import Settings
+    from ..server_info import ModelCard, ServerInfo
 
     settings = Settings(**manifest["settings"])  # recorded values win over env and config
     backend = manifest["backend"]
@@ -89,6 +100,9 @@ def _tagger(manifest: dict[str, Any], folder: Path, *, cache: bool) -> tuple[Any
         cache=cache,
         refresh=False,
     )
+    recorded = manifest["server"]
+    cards = tuple(ModelCard(**card) for card in recorded["models"])
+    tagger.assume_server(ServerInfo(recorded["base_url"], cards, recorded["version"]))
     if tagger.settings_key != manifest["settings_key"]:
         raise CLIError(
             f"{folder / MANIFEST}: this vjt makes other settings of it (a changed template "
@@ -119,10 +133,18 @@ def export(
     constraint: Annotated[
         str,
         typer.Option(
-            help="regex: vLLM's structured_outputs (vLLM >= 0.10.2, run-batch); "
-            "response_format: a JSON schema (OpenAI, older vLLM); server: ask --base-url."
+            help="What will answer takes: regex, vLLM's structured_outputs (vLLM >= 0.10.2, "
+            "run-batch); response_format, a JSON schema (OpenAI, older vLLM); server: ask the "
+            "server at --base-url what it is (then --weights and --emulated are its)."
         ),
     ] = "regex",
+    weights: Annotated[
+        str | None,
+        typer.Option(
+            help="The weights the batch runner loads (vLLM's --model; default: --model): part "
+            "of the cache key, as the root /v1/models reports."
+        ),
+    ] = None,
     emulated: Annotated[
         bool,
         typer.Option(
@@ -164,14 +186,24 @@ def export(
     check_template(settings.template)
     selection = select(open_jets(jets), limit, balanced, seed)
     new_folder(output)
-    if constraint == "server":
+    from ..batchfiles import offline_server
+
+    if constraint == "server":  # what the server is: asked here, and by the tagger
         with server(False, settings) as backend:
             pass
-        backend.emulated = backend.emulated or emulated
     else:
         backend = Backend(settings.base_urls, emulated)
     tagger = make_tagger(settings, backend, example_pool(), cache=not no_cache, refresh=refresh)
-    _write_export(tagger, selection, output, shard_size, constraint, backend, settings)
+    if constraint != "server":
+        tagger.assume_server(
+            offline_server(
+                settings.model,
+                constraint=constraint,  # type: ignore[arg-type]
+                emulated=emulated,
+                root=weights,
+            )
+        )
+    _write_export(tagger, selection, output, shard_size, backend, settings)
 
 
 def _write_export(
@@ -179,17 +211,16 @@ def _write_export(
     selection: Any,
     folder: Path,
     shard_size: int,
-    constraint: str,
     backend: Backend,
     settings: Any,
 ) -> None:
-    from ..batchfiles import call_options, export_jets
+    from ..batchfiles import constraint_of, export_jets
 
-    _, resolved = call_options(tagger, constraint)  # type: ignore[arg-type]
+    resolved = constraint_of(tagger)
     files = RequestFiles(folder, REQUESTS, shard_size)
     labels, indices = selection.labels, selection.indices
     jets = cached = invalid = 0
-    items = export_jets(tagger, selection.jets_or_errors(), constraint=constraint)  # type: ignore[arg-type]
+    items = export_jets(tagger, selection.jets_or_errors())
     with (folder / JETS).open("w", encoding="utf-8") as listed:
         for item in items:
             record: dict[str, Any] = {
@@ -225,6 +256,7 @@ def _write_export(
             "settings_key": tagger.settings_key,
             "model": tagger.model_name,
             "constraint": resolved,
+            "server": _server_record(tagger.server_info()),
             "backend": backend.kind,
             "url": "/v1/chat/completions",
         },
@@ -251,14 +283,13 @@ def _export_reasks(folder: Path, shard_size: int) -> None:
     tagger, _ = _tagger(manifest, folder, cache=False)
     index, _ = read_index(folder)
     dataset = open_jets(manifest["source"])
-    constraint = manifest["constraint"] if manifest["constraint"] != "none" else "regex"
     files = RequestFiles(folder, REASK_REQUESTS, shard_size)
     files.remove_old()
     for reask in read_reasks(folder):
         jets = index.jets(reask.custom_id)
         if not jets or jets[0][1] is None:
             raise CLIError(f"{folder}: re-ask {reask.custom_id} is not a jet of this export")
-        files.write(reask_request(tagger, dataset[jets[0][1]], reask, constraint=constraint))
+        files.write(reask_request(tagger, dataset[jets[0][1]], reask))
     files.close()
     manifest["reask_files"] = files.files
     write_json(folder / MANIFEST, manifest)
