@@ -436,7 +436,7 @@ class JetTagger(Runnable[JetInput, TagResult]):
             model=self.model_name,
             effort=self.effort,
             template=self.prompt.template.name,
-            settings=self.settings_key,
+            settings=self._settings_key_value,  # None while the server could not be read
             **fields,
         )
 
