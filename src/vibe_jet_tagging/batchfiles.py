@@ -261,14 +261,14 @@ class ExportIndex:
     def _freeze(self) -> None:
         if self._sorted:
             return
-        keys = np.frombuffer(bytes(self._keys), dtype=f"S{_KEY_BYTES}")
+        keys = np.frombuffer(self._keys, dtype=f"S{_KEY_BYTES}")
         self.order = np.argsort(keys, kind="stable")
         self.keys = keys[self.order]
-        self.jet_keys = np.frombuffer(bytes(self._jet_keys), dtype=f"S{_KEY_BYTES}")[self.order]
+        self.jet_keys = np.frombuffer(self._jet_keys, dtype=f"S{_KEY_BYTES}")[self.order]
         self.position = np.frombuffer(self._position, dtype=np.int64)[self.order]
         self.index = np.frombuffer(self._index, dtype=np.int64)[self.order]
         self.truth = np.frombuffer(self._truth, dtype=np.int8)[self.order]
-        self.asked = np.frombuffer(bytes(self._asked), dtype=np.bool_)[self.order]
+        self.asked = np.frombuffer(self._asked, dtype=np.bool_)[self.order]
         self._state = np.zeros(len(self.keys), dtype=np.uint8)
         self._sorted = True
 
