@@ -45,7 +45,7 @@ async def bare(client: openai.AsyncOpenAI, payloads: list[dict[str, Any]], limit
 def payloads_for(tagger: JetTagger, jets: list[Jet]) -> list[dict[str, Any]]:
     """The request bodies the chain sends for ``jets`` (built outside the timing)."""
     return [
-        tagger.model._get_request_payload(tagger.prompt.messages(jet), **tagger._call_options)
+        tagger.model._get_request_payload(tagger.prompt.messages(jet), **tagger._options())
         for jet in jets
     ]
 

@@ -113,7 +113,7 @@ async def measure_bare(
     def payloads(jets: PerturbedJets) -> list[dict[str, Any]]:
         return [
             reference.model._get_request_payload(
-                reference.prompt.messages(jet), **reference._call_options
+                reference.prompt.messages(jet), **reference._options()
             )
             for jet in jets
         ]

@@ -37,10 +37,11 @@ from langchain_openai.chat_models.base import BaseChatOpenAI
 
 from ._sync import iterate_sync, run_sync
 from .cache import ResultCache
-from .errors import ServerError
+from .config import SelectorName, api_settings
+from .errors import ConfigError, ServerError
 from .formats import JetFormat
 from .jets import Jet
-from .model import DEFAULT_BASE_URL, DEFAULT_MODEL, ChatVLLM, Effort, reasoning_of
+from .model import DEFAULT_BASE_URL, ChatVLLM, Effort, reasoning_of
 from .parsing import (
     COMPACT_LABEL_REGEX,
     PARSER_VERSION,
@@ -52,8 +53,9 @@ from .parsing import (
     reask_messages,
     regex_label,
 )
-from .prompts import DEFAULT_TEMPLATE, JetPrompt, PromptTemplateSpec, SelectorName
-from .results import TagError, TaggingError, TagResult, Usage
+from .prompt_template import JetPromptTemplate
+from .prompts import JetPrompt, PromptTemplateSpec
+from .results import TagError, TaggingError, TagResult, TransientTaggingError, Usage
 from .server_info import ServerInfo, fetch_server_info
 
 __all__ = ["JetInput", "JetTagger"]
@@ -63,6 +65,8 @@ logger = logging.getLogger(__name__)
 JetInput = Jet | np.ndarray | Mapping[str, Any]
 """A :class:`Jet`, an ``(n, 4)`` or zero-padded ``(M, 4)`` array, or a mapping with ``jet``."""
 
+_ARGUMENT_NAMES = {"effort": "reasoning_effort", "concurrency": "max_concurrency"}
+"""Settings given to ``JetTagger`` under another name (for error messages)."""
 _PREPARE_CHUNK = 512  # jets coerced, keyed and looked up at once by abatch_as_completed
 
 
@@ -129,107 +133,145 @@ def _model_settings(model: BaseChatModel) -> dict[str, Any]:
 class JetTagger(Runnable[JetInput, TagResult]):
     """Tag jets as quark- or gluon-initiated with a reasoning LLM on a vLLM server.
 
+    Every argument left out (``None``) comes from the configuration, as ``vjt`` reads it:
+    ``VJT_*`` variables (``VJT_BASE_URL`` or ``OPENAI_BASE_URL``, ``VJT_MODEL``, ``VJT_EFFORT``,
+    ``VJT_MAX_TOKENS``, ``VJT_TIMEOUT``, ``VJT_MAX_RETRIES``, ``VJT_TEMPERATURE``, ``VJT_SEED``,
+    ``VJT_TEMPLATE``, ``VJT_SHOTS``, ``VJT_SELECTOR``, ``VJT_CONCURRENCY``,
+    ``VJT_STRUCTURED_OUTPUT``, ``VJT_CACHE_DIR``, ``VJT_API_KEY`` or ``OPENAI_API_KEY``), then
+    the config file (see :mod:`vibe_jet_tagging.config`), then the defaults below. An invalid
+    value raises :class:`~vibe_jet_tagging.errors.ConfigError` (a ``ValueError``) in one line.
+
     Args:
         model: a model name served by vLLM (default ``openai/gpt-oss-120b``), or any LangChain
             chat model (e.g. a configured :class:`ChatVLLM`).
         base_url: the server's OpenAI-compatible URL (default ``http://localhost:8000/v1``).
-        effort: reasoning effort, ``"low"``, ``"medium"`` or ``"high"``.
+        reasoning_effort: ``"low"``, ``"medium"`` (default) or ``"high"``; ``effort`` is an
+            alias kept for older code.
         temperature, seed: sampling settings sent to the server (``seed`` also draws the
             few-shot examples).
         max_tokens, timeout, max_retries, api_key: request settings (see :class:`ChatVLLM`).
-        template: a template name from ``prompts/``, a path, or a :class:`PromptTemplateSpec`.
+        template: a template name from ``prompts/`` (default ``few_shot``), a path, a
+            :class:`PromptTemplateSpec`, or a :class:`JetPromptTemplate`.
         examples: labelled jets for few-shot examples (default: the bundled sample).
         format, shots, selector: override the template's jet format, number of examples and
-            example selector.
+            example selector (``"balanced"`` or ``"nearest"``).
         structured_output: send the :class:`JetLabel` JSON schema as ``response_format``
-            (turn off for servers without structured outputs).
+            (default on; turn off for servers without structured outputs).
         reask: re-ask once when the answer fails the schema.
         logprobs: request token logprobs and report a logprob-based quark probability.
-        cache: a :class:`ResultCache`, a folder, ``True`` for the default folder, or
-            ``None``/``False`` for none. The key leaves out the server's URL (the same model
-            anywhere gives the same answer), so keep the emulated server's answers in a
-            cache of their own, as ``vjt`` does (``results-emulated``).
+        cache: a :class:`ResultCache`, a folder, ``True`` for the default folder
+            (``<cache_dir>/results``), or ``None``/``False`` for none. The key leaves out the
+            server's URL (the same model anywhere gives the same answer), so keep the emulated
+            server's answers in a cache of their own, as ``vjt`` does (``results-emulated``).
         refresh: ignore cached results (and overwrite them).
-        max_concurrency: requests in flight at once in ``abatch`` when the config sets none.
+        max_concurrency: requests in flight at once in ``abatch`` when the config sets none
+            (default 64).
 
     Raises :class:`TaggingError` (with ``.result`` holding the error, raw answer and usage)
     when a jet gets no label; ``abatch(..., return_exceptions=True)`` returns them in place.
+    ``tagger.prompt_template`` is the :class:`JetPromptTemplate` it formats with (usable with
+    any chat model), ``tagger.model`` the chat model.
     """
 
     def __init__(
         self,
-        model: str | BaseChatModel = DEFAULT_MODEL,
+        model: str | BaseChatModel | None = None,
         *,
         base_url: str | None = None,
-        effort: Effort | None = "medium",
+        reasoning_effort: Effort | None = None,
+        effort: Effort | None = None,
         temperature: float | None = None,
         seed: int | None = None,
         max_tokens: int | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
         api_key: str | None = None,
-        template: str | Path | PromptTemplateSpec = DEFAULT_TEMPLATE,
+        template: str | Path | PromptTemplateSpec | JetPromptTemplate | None = None,
         examples: Any = None,
         format: JetFormat | None = None,
         shots: int | None = None,
         selector: SelectorName | None = None,
-        structured_output: bool = True,
+        structured_output: bool | None = None,
         reask: bool = True,
         logprobs: bool = False,
         cache: ResultCache | str | Path | bool | None = True,
         refresh: bool = False,
-        max_concurrency: int = 64,
+        max_concurrency: int | None = None,
     ) -> None:
-        if isinstance(model, BaseChatModel):
-            ignored = [
-                name
-                for name, value in (
-                    ("base_url", base_url),
-                    ("temperature", temperature),
-                    ("max_tokens", max_tokens),
-                    ("timeout", timeout),
-                    ("max_retries", max_retries),
-                    ("api_key", api_key),
-                )
-                if value is not None
-            ]
+        if effort is not None and reasoning_effort is not None and effort != reasoning_effort:
+            raise ConfigError(
+                f"reasoning_effort={reasoning_effort!r} and effort={effort!r}: effort is an "
+                "alias of reasoning_effort; give one"
+            )
+        given_model = isinstance(model, BaseChatModel)
+        request = {
+            "base_url": base_url,
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            "timeout": timeout,
+            "max_retries": max_retries,
+            "api_key": api_key,
+        }
+        if given_model:
+            ignored = [name for name, value in request.items() if value is not None]
             if ignored:
-                raise ValueError(
+                raise ConfigError(
                     f"{', '.join(ignored)}: set these on the chat model passed as `model`"
                 )
-            self.model = model
-        else:
-            options: dict[str, Any] = {
-                "model": model,
-                "reasoning_effort": effort,
-                "temperature": temperature,
-                "seed": seed,
-            }
-            for name, value in (
-                ("base_url", base_url),
-                ("max_completion_tokens", max_tokens),
-                ("timeout", timeout),
-                ("max_retries", max_retries),
-                ("api_key", api_key),
-            ):
-                if value is not None:
-                    options[name] = value
-            self.model = ChatVLLM(**options)
-        self.prompt = JetPrompt(
-            template,
-            examples=examples,
-            format=format,
+        if isinstance(template, JetPromptTemplate):
+            overrides = {"examples": examples, "format": format, "shots": shots}
+            clash = [k for k, v in {**overrides, "selector": selector}.items() if v is not None]
+            if clash:
+                raise ConfigError(
+                    f"{', '.join(clash)}: set these on the JetPromptTemplate passed as template"
+                )
+        settings = api_settings(
+            _ARGUMENT_NAMES,
+            model=None if given_model else model,
+            effort=reasoning_effort or effort,
+            seed=seed,
+            template=template if isinstance(template, str) else None,
             shots=shots,
             selector=selector,
-            seed=seed or 0,
+            structured_output=structured_output,
+            concurrency=max_concurrency,
+            **request,
         )
-        self.structured_output = structured_output
+        if given_model:
+            self.model: BaseChatModel = model  # type: ignore[assignment]
+        else:
+            self.model = ChatVLLM(
+                model=settings.model,
+                base_url=settings.base_url,
+                api_key=settings.api_key,
+                reasoning_effort=settings.effort,
+                temperature=settings.temperature,
+                seed=settings.seed,
+                max_completion_tokens=settings.max_tokens,
+                timeout=settings.timeout,
+                max_retries=settings.max_retries,
+            )
+        if isinstance(template, JetPromptTemplate):
+            self.prompt_template = template
+        else:
+            self.prompt_template = JetPromptTemplate(
+                settings.template if template is None or isinstance(template, str) else template,
+                examples=examples,
+                format=format,
+                shots=settings.shots,
+                selector=settings.selector,
+                seed=settings.seed or 0,
+            )
+        self.prompt: JetPrompt = self.prompt_template.jet_prompt
+        """The formatting under :attr:`prompt_template` (template, format, examples)."""
+        self.structured_output = settings.structured_output
         self.reask = reask
         self.logprobs = logprobs
         self.refresh = refresh
-        self.max_concurrency = max_concurrency
+        self.max_concurrency = settings.concurrency
         if cache is True:
-            cache = ResultCache()
+            folder = settings.cache_dir
+            cache = ResultCache(folder / "results") if folder else ResultCache()
         elif isinstance(cache, str | Path):
             cache = ResultCache(cache)
         self.cache: ResultCache | None = cache if isinstance(cache, ResultCache) else None
@@ -237,12 +279,41 @@ class JetTagger(Runnable[JetInput, TagResult]):
         self._call_options: dict[str, Any] | None = None
         self._server_info: ServerInfo | None = None
         self._server_lock = threading.Lock()
-        self._prompt = RunnableLambda(self.prompt.messages, name="prompt")
+        self._prompt = RunnableLambda(self.prompt_template.messages, name="prompt")
         self._parse = RunnableLambda(self._read, name="parse_label")
         self.settings_key = self._settings_key()
         self._inflight: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[str, asyncio.Future[TagResult]]
         ] = weakref.WeakKeyDictionary()
+
+    def __repr__(self) -> str:
+        cache = "None" if self.cache is None else repr(str(self.cache.directory))
+        return (
+            f"JetTagger(model={self.model_name!r}, base_url={self.base_url!r}, "
+            f"reasoning_effort={self.reasoning_effort!r}, template={self.prompt.template.name!r}, "
+            f"shots={self.prompt.shots}, cache={cache})"
+        )
+
+    def with_retry(
+        self,
+        *,
+        retry_if_exception_type: tuple[type[BaseException], ...] = (TransientTaggingError,),
+        wait_exponential_jitter: bool = True,
+        exponential_jitter_params: Any = None,
+        stop_after_attempt: int = 3,
+    ) -> Runnable[JetInput, TagResult]:
+        """Retry jets whose error can pass: connection errors, timeouts, 429 and 5xx.
+
+        Unlike LangChain's default (any exception), a permanent error (an unknown model, a
+        request the server refuses, an answer without a label) fails at once. Pass
+        ``retry_if_exception_type=(TaggingError,)`` to retry every failed jet.
+        """
+        return super().with_retry(
+            retry_if_exception_type=retry_if_exception_type,
+            wait_exponential_jitter=wait_exponential_jitter,
+            exponential_jitter_params=exponential_jitter_params,
+            stop_after_attempt=stop_after_attempt,
+        )
 
     # -- identity --------------------------------------------------------------------------------
 
@@ -252,9 +323,14 @@ class JetTagger(Runnable[JetInput, TagResult]):
         return str(getattr(self.model, "model_name", None) or type(self.model).__name__)
 
     @property
-    def effort(self) -> str | None:
+    def reasoning_effort(self) -> str | None:
         """The reasoning effort sent with each request."""
         return getattr(self.model, "reasoning_effort", None)
+
+    @property
+    def effort(self) -> str | None:
+        """Alias of :attr:`reasoning_effort`."""
+        return self.reasoning_effort
 
     @property
     def base_url(self) -> str | None:

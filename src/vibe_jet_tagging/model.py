@@ -2,10 +2,15 @@
 
 What it adds to ``ChatOpenAI``:
 
-- defaults for vLLM serving gpt-oss: ``base_url`` ``http://localhost:8000/v1``, model
-  ``openai/gpt-oss-120b``, API key ``"EMPTY"`` unless ``OPENAI_API_KEY`` is set, a
-  ``reasoning_effort`` sent as the Chat Completions field, a ``max_tokens`` budget that fits high
-  effort, a timeout and retries that suit long reasoning;
+- the package's configuration: what is not given is read like ``vjt`` reads it
+  (``VJT_BASE_URL``/``OPENAI_BASE_URL``, ``VJT_MODEL``, ``VJT_EFFORT``, ``VJT_MAX_TOKENS``,
+  ``VJT_TIMEOUT``, ``VJT_MAX_RETRIES``, ``VJT_TEMPERATURE``, ``VJT_SEED``,
+  ``VJT_API_KEY``/``OPENAI_API_KEY``, then the config file: see :mod:`vibe_jet_tagging.config`),
+  else defaults for vLLM serving gpt-oss: ``base_url`` ``http://localhost:8000/v1``, model
+  ``openai/gpt-oss-120b``, API key ``"EMPTY"``, ``reasoning_effort`` ``"medium"`` sent as the
+  Chat Completions field, a timeout and retries that suit long reasoning;
+- one-line errors for invalid arguments (:class:`~vibe_jet_tagging.errors.ConfigError`, a
+  ``ValueError``), not a pydantic dump;
 - the reasoning text: vLLM returns it in ``message.reasoning`` (older servers:
   ``reasoning_content``), which ``ChatOpenAI`` drops. ``ChatVLLM`` keeps it, from either name,
   in ``AIMessage.additional_kwargs["reasoning_content"]``, for ``invoke``, ``ainvoke`` and
@@ -22,15 +27,17 @@ import os
 import threading
 import weakref
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any
 
 import openai
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
 from langchain_openai._compat import httpx  # the httpx flavour the openai SDK uses
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
+from .config import DEFAULT_BASE_URL, DEFAULT_MODEL, Effort
+from .errors import ConfigError, one_line
 from .server_info import fetch_server_info
 
 __all__ = [
@@ -44,12 +51,9 @@ __all__ = [
     "served_models",
 ]
 
-DEFAULT_BASE_URL = "http://localhost:8000/v1"
-DEFAULT_MODEL = "openai/gpt-oss-120b"
 REASONING_KEY = "reasoning_content"
 """Where the reasoning lands in ``AIMessage.additional_kwargs`` (LangChain's usual key)."""
 
-Effort = Literal["low", "medium", "high"]
 _REASONING_FIELDS = ("reasoning", "reasoning_content")
 
 
@@ -120,8 +124,40 @@ def reasoning_of(message: BaseMessage) -> str | None:
     return text if isinstance(text, str) and text else None
 
 
+# Settings (see ``config.Settings``) -> the ChatVLLM arguments that set them, first = alias.
+_FROM_SETTINGS: dict[str, tuple[str, ...]] = {
+    "base_url": ("base_url", "openai_api_base"),
+    "model": ("model", "model_name"),
+    "api_key": ("api_key", "openai_api_key"),
+    "effort": ("reasoning_effort",),
+    "max_tokens": ("max_completion_tokens", "max_tokens"),
+    "timeout": ("timeout", "request_timeout"),
+    "max_retries": ("max_retries",),
+    "temperature": ("temperature",),
+    "seed": ("seed",),
+}
+
+
+def _with_settings(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` completed from the configuration (environment, then config file)."""
+    missing = [k for k, names in _FROM_SETTINGS.items() if not any(n in kwargs for n in names)]
+    if not missing:
+        return kwargs
+    from .config import api_settings
+
+    settings = api_settings()
+    filled = dict(kwargs)
+    for key in missing:
+        filled[_FROM_SETTINGS[key][0]] = getattr(settings, key)
+    return filled
+
+
 class ChatVLLM(ChatOpenAI):
     """``ChatOpenAI`` for vLLM reasoning models that keeps the reasoning text.
+
+    Arguments not given come from the configuration (``VJT_*`` variables, ``OPENAI_BASE_URL``,
+    ``OPENAI_API_KEY``, then the config file), like ``vjt`` reads them. Invalid arguments
+    raise :class:`~vibe_jet_tagging.errors.ConfigError` (a ``ValueError``) in one line.
 
     Example:
         >>> model = ChatVLLM(reasoning_effort="low")  # doctest: +SKIP
@@ -150,6 +186,19 @@ class ChatVLLM(ChatOpenAI):
     stream_usage: bool | None = True
     http_async_client: Any | None = Field(default_factory=_loop_safe_async_client, exclude=True)
     """Default: connection pools per event loop (see ``_PerLoopTransport``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        try:
+            super().__init__(**_with_settings(kwargs))
+        except ValidationError as exc:
+            raise ConfigError(f"ChatVLLM: {one_line(exc)}") from None
+
+    @field_validator("temperature")
+    @classmethod
+    def _temperature_in_range(cls, value: float | None) -> float | None:
+        if value is not None and not 0 <= value <= 2:
+            raise ValueError("must be between 0 and 2")
+        return value
 
     @model_validator(mode="after")
     def _chat_completions_only(self) -> ChatVLLM:

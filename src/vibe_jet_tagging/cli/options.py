@@ -16,7 +16,12 @@ JetsArg = Annotated[
 BaseUrl = Annotated[str | None, typer.Option(help="The vLLM server \\[env VJT_BASE_URL].")]
 Model = Annotated[str | None, typer.Option(help="Served model name \\[env VJT_MODEL].")]
 Effort = Annotated[
-    str | None, typer.Option(help="Reasoning effort: low, medium or high \\[env VJT_EFFORT].")
+    str | None,
+    typer.Option(
+        "--effort",
+        "--reasoning-effort",
+        help="Reasoning effort: low, medium or high \\[env VJT_EFFORT].",
+    ),
 ]
 Template = Annotated[
     str | None, typer.Option(help="Prompt template name or YAML path \\[env VJT_TEMPLATE].")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from rich import box
 from rich.table import Table
 
+from .._lazy import lazy
 from .app import console
 from .run import say
+
+np = lazy("numpy")  # numpy is imported when a command first uses it
 
 # -- tables -----------------------------------------------------------------------------------
 
