@@ -26,7 +26,7 @@ import itertools
 import os
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import openai
@@ -34,10 +34,11 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
 from langchain_openai._compat import httpx  # the httpx flavour the openai SDK uses
+from langchain_openai.chat_models import base as _openai_base
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from .config import DEFAULT_BASE_URL, DEFAULT_MODEL, Effort
-from .errors import ConfigError, one_line
+from .errors import ConfigError, VJTError, one_line
 from .server_info import fetch_server_info
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "REASONING_KEY",
     "ChatVLLM",
     "Effort",
+    "ToolCallingUnavailableError",
     "check_server",
     "reasoning_of",
     "served_models",
@@ -122,6 +124,32 @@ def reasoning_of(message: BaseMessage) -> str | None:
     """The reasoning text ``ChatVLLM`` kept on ``message``, if any."""
     text = message.additional_kwargs.get(REASONING_KEY)
     return text if isinstance(text, str) and text else None
+
+
+class ToolCallingUnavailableError(
+    getattr(_openai_base, "OpenAIInvalidRequestError", openai.BadRequestError),  # type: ignore[misc]
+    VJTError,
+):
+    """HTTP 400: the vLLM server was started without tool calling (``--tool-call-parser``).
+
+    Raised for ``bind_tools`` with a ``tool_choice`` and for
+    ``with_structured_output(method="function_calling")``; the message says what works instead.
+    An ``openai.BadRequestError`` still, so code that catches that keeps working.
+    """
+
+
+def _explained(exc: openai.BadRequestError, url: str | None) -> openai.BadRequestError:
+    """``exc``, or a :class:`ToolCallingUnavailableError` saying what to do instead."""
+    if "--tool-call-parser" not in exc.message:
+        return exc
+    said = exc.body.get("message") if isinstance(exc.body, dict) else None
+    message = (
+        f"HTTP 400 from {url}: {said or exc.message}. This vLLM server has no tool calling: "
+        "use with_structured_output(..., method='json_schema') (the default) or 'json_mode', "
+        "or start vLLM with --enable-auto-tool-choice --tool-call-parser <parser> (openai "
+        "for gpt-oss)"
+    )
+    return ToolCallingUnavailableError(message, response=exc.response, body=exc.body)
 
 
 # Settings (see ``config.Settings``) -> the ChatVLLM arguments that set them, first = alias.
@@ -216,6 +244,33 @@ class ChatVLLM(ChatOpenAI):
     @classmethod
     def get_lc_namespace(cls) -> list[str]:
         return ["vibe_jet_tagging", "model"]
+
+    # -- errors that say what to do -------------------------------------------------------------
+
+    def _generate(self, *args: Any, **kwargs: Any) -> ChatResult:
+        try:
+            return super()._generate(*args, **kwargs)
+        except openai.BadRequestError as exc:
+            raise _explained(exc, self.openai_api_base) from exc
+
+    async def _agenerate(self, *args: Any, **kwargs: Any) -> ChatResult:
+        try:
+            return await super()._agenerate(*args, **kwargs)
+        except openai.BadRequestError as exc:
+            raise _explained(exc, self.openai_api_base) from exc
+
+    def _stream(self, *args: Any, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        try:
+            yield from super()._stream(*args, **kwargs)
+        except openai.BadRequestError as exc:
+            raise _explained(exc, self.openai_api_base) from exc
+
+    async def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+        try:
+            async for chunk in super()._astream(*args, **kwargs):
+                yield chunk
+        except openai.BadRequestError as exc:
+            raise _explained(exc, self.openai_api_base) from exc
 
     # -- keeping the reasoning ----------------------------------------------------------------
 

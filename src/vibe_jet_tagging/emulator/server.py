@@ -335,7 +335,7 @@ class EmulatorApp:
             noise=config.noise,
             response_format=req.response_format,
         )
-        finish = "stop"
+        finish = "tool_calls" if req.tool_call else "stop"
         if fault == "malformed_json":
             malform(completion)
         elif fault == "truncation":
@@ -360,6 +360,13 @@ class EmulatorApp:
             "created": int(time.time()),
             "model": req.model,
         }
+        # A tool call carries the answer as its arguments (vLLM: content null, finish
+        # "tool_calls"); the id is vLLM's shape.
+        tool = (
+            None
+            if req.tool_call is None
+            else (f"chatcmpl-tool-{uuid.uuid4().hex[:16]}", req.tool_call)
+        )
         s = self.stats
         s.prompt_tokens += req.prompt_tokens
         s.generation_tokens += generated
@@ -377,17 +384,19 @@ class EmulatorApp:
                 itl,
                 disconnect=fault == "disconnect",
                 config=config,
+                tool=tool,
             )
         else:
             await asyncio.sleep(config.ttft + itl * generated)
+            text = None if content_missing else "".join(content)
             message: dict[str, Any] = {
                 "role": "assistant",
-                "content": None if content_missing else "".join(content),
+                "content": text if tool is None else None,
                 "refusal": None,
                 "annotations": None,
                 "audio": None,
                 "function_call": None,
-                "tool_calls": [],
+                "tool_calls": [] if tool is None else [_tool_call(tool, text or "")],
             }
             message.update(self._reasoning_fields("".join(reasoning) or None, config))
             body = {
@@ -447,6 +456,7 @@ class EmulatorApp:
         *,
         disconnect: bool,
         config: EmulatorConfig,
+        tool: tuple[str, str] | None = None,
     ) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={
@@ -487,6 +497,16 @@ class EmulatorApp:
             if kind == "reasoning":
                 delta = self._reasoning_fields("".join(reasoning[lo:hi]), config)
                 lp = None
+            elif tool is not None:  # the arguments, after a first delta with id and name
+                call = {"index": 0, **_tool_call(tool, "".join(content[lo:hi]))}
+                delta = {
+                    "tool_calls": [
+                        call
+                        if lo == 0
+                        else {"index": 0, "function": {"arguments": call["function"]["arguments"]}}
+                    ]
+                }
+                lp = None
             else:
                 delta = {"content": "".join(content[lo:hi])}
                 lp = None if logprobs is None else {"content": logprobs[lo:hi]}
@@ -499,6 +519,16 @@ class EmulatorApp:
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
+
+
+def _tool_call(tool: tuple[str, str], arguments: str) -> dict[str, Any]:
+    """One entry of ``message.tool_calls`` (or its first streamed delta)."""
+    call_id, name = tool
+    return {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": name, "arguments": arguments},
+    }
 
 
 def _abort(request: web.Request) -> NoReturn:
