@@ -59,6 +59,13 @@ def serve_command(
     truncation_rate: Annotated[
         float | None, typer.Option(help="Rate of answers cut with finish_reason length.")
     ] = None,
+    tool_call_parser: Annotated[
+        str | None,
+        typer.Option(
+            help="Answer tool calls, as vLLM with --enable-auto-tool-choice --tool-call-parser "
+            "NAME (default: none; tool_choice is then refused with HTTP 400, as vLLM does)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the emulated vLLM (OpenAI-compatible) API until Ctrl-C or SIGTERM.
 
@@ -80,6 +87,7 @@ def serve_command(
         "stall_seconds": stall_seconds,
         "ttft": ttft,
         "itl": itl,
+        "tool_call_parser": tool_call_parser,
     }
     faults = {
         "server_error": fail_rate,
