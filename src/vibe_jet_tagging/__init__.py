@@ -29,6 +29,7 @@ _EXPORTS = {
     "JetLabel": "parsing",
     "LabelParseError": "parsing",
     "parse_label": "parsing",
+    "JetLabelParser": "output_parser",
     "JetTagger": "chain",
     "TagResult": "results",
     "TaggingError": "results",
@@ -71,6 +72,7 @@ if TYPE_CHECKING:
     from .formats import JetFormat
     from .jets import Jet
     from .model import ChatVLLM
+    from .output_parser import JetLabelParser
     from .parsing import JetLabel, LabelParseError, parse_label
     from .prompt_template import JetPromptTemplate
     from .prompts import JetPrompt, list_templates, load_template

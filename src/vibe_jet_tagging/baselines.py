@@ -3,7 +3,7 @@
 Both return the metrics of :func:`vibe_jet_tagging.metrics.evaluate_scores` (accuracy at the
 best cut on the jets scored, stated as ``threshold_method``) plus the per-jet ``scores`` and
 the jets' ``indices`` in their source, so an LLM evaluated on the same jets can be drawn on the
-same ROC plot.
+same ROC plot. :func:`why_not` says which baselines a set of jets is too small for.
 """
 
 from __future__ import annotations
@@ -21,11 +21,14 @@ if TYPE_CHECKING:
     from .data import JetDataset
 
 __all__ = [
+    "BASELINES",
     "LR_FEATURES",
+    "LR_MIN_PER_CLASS",
     "cross_validated_scores",
     "logistic_regression_baseline",
     "multiplicity_baseline",
     "run_baselines",
+    "why_not",
 ]
 
 logger = logging.getLogger(__name__)
@@ -36,6 +39,34 @@ LR_FEATURES: tuple[str, ...] = tuple(
 """Observables the logistic regression uses. Jet pt, rapidity and azimuth are left out: the
 selection (500 < pT < 550 GeV, |y| < 1.7) and the azimuthal symmetry make their distributions
 the same for quarks and gluons by construction, so they only add noise."""
+
+LR_MIN_PER_CLASS = 10
+"""Quark and gluon jets the logistic regression needs, each: its 5-fold cross-validation
+then trains on at least 8 of each kind and scores at least 2 of each kind per fold."""
+
+BASELINES: dict[str, str] = {
+    "multiplicity": "multiplicity cut",
+    "logistic_regression": "logistic regression",
+}
+"""The baselines by key, with what to call them."""
+
+
+def why_not(name: str, n_quark: int, n_gluon: int, *, folds: int = 5) -> str | None:
+    """Why baseline ``name`` cannot run on ``n_quark`` quark and ``n_gluon`` gluon jets.
+
+    ``None`` when it can. The multiplicity cut needs one jet of each kind (an AUC does); the
+    cross-validated logistic regression needs :data:`LR_MIN_PER_CLASS` of each (or ``folds``).
+    """
+    have = f"these jets are {n_quark} quark and {n_gluon} gluon"
+    if min(n_quark, n_gluon) < 1:
+        return f"needs quark and gluon jets; {have}"
+    need = max(LR_MIN_PER_CLASS, folds)
+    if name == "logistic_regression" and min(n_quark, n_gluon) < need:
+        return (
+            f"its {folds}-fold cross-validation needs at least {need} quark and {need} gluon "
+            f"jets; {have}"
+        )
+    return None
 
 
 def _labels(dataset: JetDataset) -> NDArray[np.int8]:
@@ -54,10 +85,17 @@ def _result(
     n_bootstrap: int,
     seed: int,
     level: float,
+    eps_q: Any = None,
     **extra: Any,
 ) -> dict[str, Any]:
     out = evaluate_scores(
-        _labels(dataset), scores, threshold=None, n_bootstrap=n_bootstrap, seed=seed, level=level
+        _labels(dataset),
+        scores,
+        threshold=None,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        level=level,
+        eps_q=eps_q,
     )
     out.update(description=description, **extra)
     out["scores"] = scores
@@ -72,11 +110,13 @@ def multiplicity_baseline(
     seed: int = 0,
     level: float = DEFAULT_INTERVAL_LEVEL,
     observables: dict[str, NDArray[np.float64]] | None = None,
+    eps_q: Any = None,
 ) -> dict[str, Any]:
     """Score = minus the constituent multiplicity (gluon jets have more constituents).
 
     The accuracy is at the best multiplicity cut; ``cut`` reports it as "quark when
-    multiplicity <= cut". ``observables`` (from ``dataset.observables()``) saves recomputing.
+    multiplicity <= cut". ``observables`` (from ``dataset.observables()``) saves recomputing;
+    ``eps_q`` adds the ROC curve there (see :func:`~vibe_jet_tagging.metrics.evaluate_scores`).
     """
     _labels(dataset)
     obs = dataset.observables() if observables is None else observables
@@ -88,6 +128,8 @@ def multiplicity_baseline(
         n_bootstrap=n_bootstrap,
         seed=seed,
         level=level,
+        eps_q=eps_q,
+        probability=False,
     )
     out["cut"] = -out["threshold"] if np.isfinite(out["threshold"]) else None
     return out
@@ -130,6 +172,7 @@ def logistic_regression_baseline(
     n_bootstrap: int = 1000,
     level: float = DEFAULT_INTERVAL_LEVEL,
     observables: dict[str, NDArray[np.float64]] | None = None,
+    eps_q: Any = None,
 ) -> dict[str, Any]:
     """Logistic regression on :data:`LR_FEATURES` (standardised), cross-validated.
 
@@ -137,8 +180,9 @@ def logistic_regression_baseline(
     by a model that saw it. The accuracy is at the best cut on the out-of-fold probabilities.
     """
     labels = _labels(dataset)
-    if min(int(labels.sum()), int(len(labels) - labels.sum())) < folds:
-        raise ValueError(f"{dataset.source}: need at least {folds} jets of each kind for the CV")
+    reason = why_not("logistic_regression", int(labels.sum()), int(len(labels) - labels.sum()))
+    if reason is not None:
+        raise ValueError(f"{dataset.source}: the logistic regression {reason}")
     obs = dataset.observables() if observables is None else observables
     features = np.column_stack([obs[name] for name in LR_FEATURES])
     scores = cross_validated_scores(features, labels, folds=folds, seed=seed)
@@ -150,6 +194,8 @@ def logistic_regression_baseline(
         n_bootstrap=n_bootstrap,
         seed=seed,
         level=level,
+        eps_q=eps_q,
+        probability=True,
         features=list(LR_FEATURES),
         folds=folds,
     )
@@ -161,20 +207,27 @@ def run_baselines(
     seed: int = 0,
     n_bootstrap: int = 1000,
     level: float = DEFAULT_INTERVAL_LEVEL,
+    names: tuple[str, ...] = tuple(BASELINES),
+    eps_q: Any = None,
 ) -> dict[str, dict[str, Any]]:
-    """Both baselines on ``dataset``: ``{"multiplicity": ..., "logistic_regression": ...}``.
+    """The baselines ``names`` (default both) on ``dataset``, by key.
 
     Each value is a metrics dict (see :func:`~vibe_jet_tagging.metrics.evaluate_scores`) with
-    ``scores`` (per jet, in data-set order), ``indices`` and a ``description``.
+    ``scores`` (per jet, in data-set order), ``indices``, a ``description`` and whether the
+    scores are ``probability`` values. ``eps_q`` adds each ROC curve there, with its band.
     """
     _labels(dataset)
     obs = dataset.observables()
     logger.info("running baselines on %d jets from %s", len(dataset), dataset.source)
-    return {
-        "multiplicity": multiplicity_baseline(
-            dataset, n_bootstrap=n_bootstrap, seed=seed, level=level, observables=obs
+    run = {
+        "multiplicity": lambda: multiplicity_baseline(
+            dataset, n_bootstrap=n_bootstrap, seed=seed, level=level, observables=obs, eps_q=eps_q
         ),
-        "logistic_regression": logistic_regression_baseline(
-            dataset, seed, n_bootstrap=n_bootstrap, level=level, observables=obs
+        "logistic_regression": lambda: logistic_regression_baseline(
+            dataset, seed, n_bootstrap=n_bootstrap, level=level, observables=obs, eps_q=eps_q
         ),
     }
+    unknown = set(names) - set(run)
+    if unknown:
+        raise ValueError(f"no baseline {sorted(unknown)}: choose from {sorted(run)}")
+    return {name: run[name]() for name in names}

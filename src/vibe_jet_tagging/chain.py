@@ -1,8 +1,8 @@
 """``JetTagger``: a LangChain Runnable that tags jets as quark or gluon with a reasoning LLM.
 
 One jet travels: cache lookup by key -> ``prompt`` (the template's LangChain prompt classes) ->
-``ChatVLLM`` -> ``parse_label`` (instructor validation; one re-ask on a malformed answer; the
-regex parser for prose) -> :class:`TagResult` -> cache store.
+``ChatVLLM`` -> ``parser`` (:class:`JetLabelParser`: instructor validation of JSON, the explicit
+decision of prose; one re-ask when it finds no label) -> :class:`TagResult` -> cache store.
 
 The async path is the only implementation: ``invoke`` and ``batch`` run it on a background
 event loop (see ``_sync``), so they also work inside Jupyter's running loop.
@@ -38,10 +38,12 @@ from langchain_openai.chat_models.base import BaseChatOpenAI
 from ._sync import iterate_sync, run_sync
 from .cache import ResultCache
 from .config import SelectorName, api_settings
+from .endpoints import SERVER_HEADER
 from .errors import ConfigError, ServerError
 from .formats import JetFormat
 from .jets import Jet
 from .model import DEFAULT_BASE_URL, ChatVLLM, Effort, reasoning_of
+from .output_parser import JetLabelParser
 from .parsing import (
     COMPACT_LABEL_REGEX,
     PARSER_VERSION,
@@ -49,14 +51,12 @@ from .parsing import (
     LabelParseError,
     ParsedLabel,
     label_response_format,
-    read_answer,
     reask_messages,
-    regex_label,
 )
 from .prompt_template import JetPromptTemplate
 from .prompts import JetPrompt, PromptTemplateSpec
 from .results import TagError, TaggingError, TagResult, TransientTaggingError, Usage
-from .server_info import ServerInfo, fetch_server_info
+from .server_info import ServerInfo, fetch_pool_info
 
 __all__ = ["JetInput", "JetTagger"]
 
@@ -91,7 +91,13 @@ def _logprob_quark_probability(message: BaseMessage) -> float | None:
 
 
 def _server_error(exc: openai.APIError, url: str | None) -> TagError:
-    """The :class:`TagError` of an error of the model server."""
+    """The :class:`TagError` of an error of the model server.
+
+    Names the server the failed request went to (with several servers, not always ``url``).
+    """
+    request = getattr(exc, "request", None)
+    if request is not None:
+        url = str(request.url).removesuffix("/chat/completions")
     where = f" at {url}" if url else ""
     if isinstance(exc, openai.APITimeoutError):
         return TagError(kind="timeout", message=f"the model server{where} did not answer in time")
@@ -144,7 +150,10 @@ class JetTagger(Runnable[JetInput, TagResult]):
     Args:
         model: a model name served by vLLM (default ``openai/gpt-oss-120b``), or any LangChain
             chat model (e.g. a configured :class:`ChatVLLM`).
-        base_url: the server's OpenAI-compatible URL (default ``http://localhost:8000/v1``).
+        base_url: the server's OpenAI-compatible URL (default ``http://localhost:8000/v1``),
+            or a list of servers of the same model: each request goes to the one with the
+            fewest in flight, and one that fails is set aside for a while
+            (:class:`~vibe_jet_tagging.endpoints.EndpointPool`).
         reasoning_effort: ``"low"``, ``"medium"`` (default) or ``"high"``; ``effort`` is an
             alias kept for older code.
         temperature, seed: sampling settings sent to the server (``seed`` also draws the
@@ -157,7 +166,8 @@ class JetTagger(Runnable[JetInput, TagResult]):
             example selector (``"balanced"`` or ``"nearest"``).
         structured_output: send the :class:`JetLabel` JSON schema as ``response_format``
             (default on; turn off for servers without structured outputs).
-        reask: re-ask once when the answer fails the schema.
+        reask: re-ask once when the answer gives no label (JSON failing the schema, a label
+            contradicting the probability, prose without an explicit decision).
         logprobs: request token logprobs and report a logprob-based quark probability.
         cache: a :class:`ResultCache`, a folder, ``True`` for the default folder
             (``<cache_dir>/results``), or ``None``/``False`` for none. The key leaves out the
@@ -169,15 +179,16 @@ class JetTagger(Runnable[JetInput, TagResult]):
 
     Raises :class:`TaggingError` (with ``.result`` holding the error, raw answer and usage)
     when a jet gets no label; ``abatch(..., return_exceptions=True)`` returns them in place.
-    ``tagger.prompt_template`` is the :class:`JetPromptTemplate` it formats with (usable with
-    any chat model), ``tagger.model`` the chat model.
+    ``tagger.prompt_template`` is the :class:`JetPromptTemplate` it formats with and
+    ``tagger.parser`` the :class:`JetLabelParser` that reads the answers (both usable in any
+    chain, with any chat model), ``tagger.model`` the chat model.
     """
 
     def __init__(
         self,
         model: str | BaseChatModel | None = None,
         *,
-        base_url: str | None = None,
+        base_url: str | Sequence[str] | None = None,
         reasoning_effort: Effort | None = None,
         effort: Effort | None = None,
         temperature: float | None = None,
@@ -240,9 +251,10 @@ class JetTagger(Runnable[JetInput, TagResult]):
         if given_model:
             self.model: BaseChatModel = model  # type: ignore[assignment]
         else:
+            urls = settings.base_urls
             self.model = ChatVLLM(
                 model=settings.model,
-                base_url=settings.base_url,
+                base_url=urls[0] if len(urls) == 1 else urls,
                 api_key=settings.api_key,
                 reasoning_effort=settings.effort,
                 temperature=settings.temperature,
@@ -280,7 +292,7 @@ class JetTagger(Runnable[JetInput, TagResult]):
         self._server_info: ServerInfo | None = None
         self._server_lock = threading.Lock()
         self._prompt = RunnableLambda(self.prompt_template.messages, name="prompt")
-        self._parse = RunnableLambda(self._read, name="parse_label")
+        self.parser = JetLabelParser(name="parse_label")
         self.settings_key = self._settings_key()
         self._inflight: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[str, asyncio.Future[TagResult]]
@@ -288,8 +300,10 @@ class JetTagger(Runnable[JetInput, TagResult]):
 
     def __repr__(self) -> str:
         cache = "None" if self.cache is None else repr(str(self.cache.directory))
+        pool = getattr(self.model, "endpoint_pool", None)
+        urls = self.base_url if pool is None else pool.base_urls
         return (
-            f"JetTagger(model={self.model_name!r}, base_url={self.base_url!r}, "
+            f"JetTagger(model={self.model_name!r}, base_url={urls!r}, "
             f"reasoning_effort={self.reasoning_effort!r}, template={self.prompt.template.name!r}, "
             f"shots={self.prompt.shots}, cache={cache})"
         )
@@ -347,11 +361,23 @@ class JetTagger(Runnable[JetInput, TagResult]):
             with self._server_lock:
                 if self._server_info is None:
                     key = self.model.openai_api_key
-                    self._server_info = fetch_server_info(
-                        self.base_url or DEFAULT_BASE_URL,
+                    self._server_info = fetch_pool_info(
+                        self.base_urls,
                         key.get_secret_value() if key is not None else None,
+                        self.model_name,
                     )
         return self._server_info
+
+    @property
+    def base_urls(self) -> list[str]:
+        """Every server the model spreads its requests over (one unless given a list)."""
+        pool = getattr(self.model, "endpoint_pool", None)
+        return pool.base_urls if pool is not None else [self.base_url or DEFAULT_BASE_URL]
+
+    def endpoint_stats(self) -> list[dict[str, Any]]:
+        """Requests sent, answered and failed per server (several servers: see ``base_url``)."""
+        pool = getattr(self.model, "endpoint_pool", None)
+        return pool.stats() if pool is not None else []
 
     def _options(self) -> dict[str, Any]:
         """Keyword arguments of every model call (built once, after the server is known)."""
@@ -420,25 +446,23 @@ class JetTagger(Runnable[JetInput, TagResult]):
             **fields,
         )
 
-    def _read(self, message: AIMessage) -> ParsedLabel | Exception:
-        finish = (message.response_metadata or {}).get("finish_reason")
-        return read_answer(message.text, finish, allow_reask=self.reask)
+    async def _read(self, message: AIMessage, config: RunnableConfig, traced: bool) -> ParsedLabel:
+        """The label ``message`` states, read by :attr:`parser` (raises LabelParseError).
 
-    def _read_reask(self, first: AIMessage, second: AIMessage) -> tuple[ParsedLabel, AIMessage]:
-        """The label after a re-ask, and the answer it was read from."""
-        try:
-            parsed = read_answer(
-                second.text, second.response_metadata.get("finish_reason"), allow_reask=False
-            )
-        except LabelParseError:
-            # The re-ask failed too: the first answer may still state a label in prose.
-            parsed = regex_label(first.text)
-            if parsed is None:
-                raise
-            return parsed, first
+        A child run only when a callback handler watches; otherwise a plain call.
+        """
+        if traced:
+            return await self.parser.ainvoke(message, config)
+        return self.parser.read_message(message)
+
+    async def _read_reask(
+        self, message: AIMessage, config: RunnableConfig, traced: bool
+    ) -> ParsedLabel:
+        """The label the answer to a re-ask states; only that answer counts, never the first."""
+        parsed = await self._read(message, config, traced)
         if parsed.step == "schema":
             parsed = parsed.model_copy(update={"step": "reask"})
-        return parsed, second
+        return parsed
 
     async def _ask(
         self, messages: list[BaseMessage], config: RunnableConfig
@@ -468,24 +492,23 @@ class JetTagger(Runnable[JetInput, TagResult]):
         try:
             message, latency = await self._ask(messages, config)
             usage = Usage.from_message(message)
-            outcome = await self._parse.ainvoke(message, config) if traced else self._read(message)
-            if isinstance(outcome, Exception):
-                first = message
-                retry = reask_messages(messages, first.text, outcome)
+            try:
+                outcome = await self._read(message, config, traced)
+            except LabelParseError as exc:
+                if not self.reask or exc.reask is None:
+                    raise
+                retry = reask_messages(messages, message.text, exc.reask)
                 message, seconds = await self._ask(retry, config)
                 latency += seconds
                 usage = usage + Usage.from_message(message)
-                outcome, message = self._read_reask(first, message)
+                outcome = await self._read_reask(message, config, traced)
         except LabelParseError as exc:
-            error = TagError(
-                kind="truncated" if exc.truncated else "parse", message=str(exc), raw_answer=exc.raw
-            )
+            error = TagError(kind=exc.kind, message=str(exc), raw_answer=exc.raw)
         except openai.APIError as exc:
             error = _server_error(exc, self.base_url)
         except ServerError as exc:  # the server's /models could not be read
             error = TagError(kind="connection", message=str(exc))
         else:
-            assert isinstance(outcome, ParsedLabel)
             return self._result(
                 jet,
                 key,
@@ -498,6 +521,8 @@ class JetTagger(Runnable[JetInput, TagResult]):
                 finish_reason=message.response_metadata.get("finish_reason"),
                 usage=usage,
                 latency=latency,
+                server=(message.response_metadata.get("headers") or {}).get(SERVER_HEADER)
+                or self.base_url,
                 cached=bool(message.response_metadata.get("cache_hit")),
             )
         failed = self._result(

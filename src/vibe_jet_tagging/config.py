@@ -81,7 +81,11 @@ class Settings(BaseSettings):
         env_prefix="VJT_", extra="ignore", populate_by_name=True, env_ignore_empty=True
     )
 
-    base_url: str = Field(DEFAULT_BASE_URL, validation_alias=AliasChoices(*ENVIRONMENT["base_url"]))
+    base_url: str | list[str] = Field(
+        DEFAULT_BASE_URL, validation_alias=AliasChoices(*ENVIRONMENT["base_url"])
+    )
+    """One server, or several serving the same model (a list; in ``VJT_BASE_URL``,
+    separated by commas)."""
     model: str = DEFAULT_MODEL
     api_key: SecretStr = Field(
         SecretStr("EMPTY"), validation_alias=AliasChoices(*ENVIRONMENT["api_key"])
@@ -98,6 +102,12 @@ class Settings(BaseSettings):
     temperature: float | None = Field(None, ge=0, le=2)
     seed: int | None = None
     cache_dir: Path | None = None
+
+    @property
+    def base_urls(self) -> list[str]:
+        """The server(s), as a list."""
+        urls = [self.base_url] if isinstance(self.base_url, str) else list(self.base_url)
+        return [u.strip() for url in urls for u in url.split(",") if u.strip()]
 
     @classmethod
     def settings_customise_sources(

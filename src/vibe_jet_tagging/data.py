@@ -17,12 +17,7 @@ import json
 import logging
 import os
 import re
-import threading
-import zipfile
-import zlib
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, overload
@@ -30,7 +25,17 @@ from typing import Any, Literal, overload
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .jets import PID, PT, Jet, jet_observables
+from .jets import Jet, jet_observables
+from .npz import READ_ERRORS
+from .sources import (
+    ArraySource,
+    NpzFolderSource,
+    Source,
+    check_labels,
+    check_limits,
+    check_shape,
+    open_npz,
+)
 
 __all__ = [
     "SAMPLE_COMMAND",
@@ -49,223 +54,8 @@ SAMPLE_COMMAND = "vjt generate --jets 4000 --seed 2026 -o src/vibe_jet_tagging/a
 SAMPLE_PATH = "assets/qg_sample.npz"
 """Where the bundled sample sits inside the package."""
 
-_CACHE_FILES = 2  # decompressed X arrays kept in memory per folder (~450 MB each for EnergyFlow)
 _FILE_RE = re.compile(r"^(QG_jets.*?)(?:_(\d+))?\.npz$")
-_BAD_NPZ = (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, KeyError)
-
-
-# -- sources ------------------------------------------------------------------------------
-
-
-def _check_labels(y: Any, n: int, where: str) -> NDArray[np.int8]:
-    """Labels as int8 after checking their shape and that each is 0 or 1."""
-    y = np.asarray(y)
-    if y.shape != (n,):
-        raise ValueError(f"{where}y has shape {y.shape} but X has {n} jets (expected ({n},))")
-    if y.dtype.kind not in "biuf":
-        raise ValueError(f"{where}labels must be numbers (1 = quark, 0 = gluon), got {y.dtype}")
-    ok = (y == 0) | (y == 1)
-    if not ok.all():
-        i = int(np.argmin(ok))
-        raise ValueError(f"{where}jet {i}: label {y[i].item()!r} is not 1 (quark) or 0 (gluon)")
-    return y.astype(np.int8)
-
-
-def _check_shape(shape: tuple[int, ...], dtype: np.dtype[Any], where: str) -> None:
-    """Check that ``X`` is a numeric ``(N, M, 4)`` array."""
-    if len(shape) != 3 or shape[2] != 4:
-        raise ValueError(
-            f"{where}X must have shape (N, M, 4) with columns (pt, y, phi, pdgid), got {shape}"
-        )
-    if dtype.kind not in "iuf":
-        raise ValueError(f"{where}X must hold numbers, got dtype {dtype}")
-
-
-def _check_rows(rows: NDArray[np.float64], positions: NDArray[np.intp], where: str) -> None:
-    """Validate a batch of padded jets; on a bad one raise what :meth:`Jet.from_array` says.
-
-    ``positions`` are the jets' indices in the file (for the message), ``where`` its prefix.
-    """
-    pt = rows[..., PT]
-    pid = rows[..., PID]
-    bad = (
-        ~np.isfinite(rows).all(axis=(1, 2))
-        | (pt < 0).any(axis=1)
-        | ~(pt > 0).any(axis=1)
-        | ((pid != np.round(pid)) & (pt > 0)).any(axis=1)
-    )
-    for j in np.flatnonzero(bad):
-        try:
-            Jet.from_array(rows[j], index=int(positions[j]))
-        except ValueError as exc:
-            raise ValueError(f"{where}{exc}") from None
-
-
-class _Source:
-    """Where jets come from: ``read`` returns validated padded rows for source positions."""
-
-    name: str
-    n: int
-    width: int
-    labels: NDArray[np.int8] | None
-    metadata: dict[str, Any] | None
-
-    def read(self, positions: NDArray[np.intp]) -> NDArray[np.float64]:
-        """Padded ``(k, width, 4)`` float64 rows of the jets at ``positions``."""
-        raise NotImplementedError
-
-    def locate(self, position: int) -> tuple[str, int]:
-        """Error-message prefix (``"file: "`` or ``""``) and in-file index of a position."""
-        raise NotImplementedError
-
-
-class _ArraySource(_Source):
-    """Jets already in memory (or memory-mapped from a ``.npy``)."""
-
-    def __init__(
-        self,
-        X: NDArray[Any],
-        labels: NDArray[np.int8] | None,
-        name: str,
-        *,
-        prefix: str = "",
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        self.X = X
-        self.name = name
-        self.n = int(X.shape[0])
-        self.width = int(X.shape[1])
-        self.labels = labels
-        self.metadata = metadata
-        self._prefix = prefix
-
-    def read(self, positions: NDArray[np.intp]) -> NDArray[np.float64]:
-        rows = np.asarray(self.X[positions], dtype=np.float64)
-        _check_rows(rows, positions, self._prefix)
-        return rows
-
-    def locate(self, position: int) -> tuple[str, int]:
-        return self._prefix, position
-
-
-@dataclass
-class _NpzFile:
-    """One ``.npz`` of a folder: its size, width and offset in the folder."""
-
-    path: Path
-    n: int
-    width: int
-    offset: int
-    labels: NDArray[np.int8] | None
-    metadata: dict[str, Any] | None = field(default=None, repr=False)
-
-
-def _read_header(zf: zipfile.ZipFile, member: str) -> tuple[tuple[int, ...], np.dtype[Any]]:
-    """Shape and dtype of an ``.npy`` member without decompressing its data."""
-    with zf.open(member) as f:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-        else:
-            shape, _, dtype = np.lib.format._read_array_header(f, version)  # type: ignore[attr-defined]
-    return shape, dtype
-
-
-def _open_npz(path: Path, offset: int) -> _NpzFile:
-    """Read the header of ``X``, the labels and the metadata of one file (not ``X`` itself)."""
-    where = f"{path}: "
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            members = set(zf.namelist())
-            if "X.npy" not in members:
-                found = ", ".join(sorted(m.removesuffix(".npy") for m in members)) or "nothing"
-                raise ValueError(f"{where}no array 'X' in the file (found: {found})")
-            shape, dtype = _read_header(zf, "X.npy")
-        _check_shape(shape, dtype, where)
-        with np.load(path, allow_pickle=False) as npz:
-            y = npz["y"] if "y" in npz.files else None
-            meta_raw = npz["meta"] if "meta" in npz.files else None
-    except _BAD_NPZ as exc:
-        if isinstance(exc, ValueError) and str(exc).startswith(where):
-            raise
-        raise ValueError(f"{where}not a readable .npz file ({type(exc).__name__}: {exc})") from None
-    labels = None if y is None else _check_labels(y, shape[0], where)
-    metadata = None
-    if meta_raw is not None:
-        try:
-            metadata = json.loads(str(meta_raw))
-        except json.JSONDecodeError as exc:
-            logger.warning("%s: ignoring 'meta', which is not JSON (%s)", path, exc)
-    return _NpzFile(path, int(shape[0]), int(shape[1]), offset, labels, metadata)
-
-
-class _NpzFolderSource(_Source):
-    """One or more ``.npz`` files read one at a time; a few decompressed ``X`` are cached."""
-
-    def __init__(self, files: list[_NpzFile], name: str) -> None:
-        self.files = files
-        self.name = name
-        self.n = sum(f.n for f in files)
-        self.width = max(f.width for f in files)
-        self._offsets = np.array([f.offset for f in files] + [self.n], dtype=np.int64)
-        have = [f.labels is not None for f in files]
-        if any(have) and not all(have):
-            missing = next(f.path for f in files if f.labels is None)
-            raise ValueError(f"{missing}: no labels 'y' while other files of {name} have them")
-        self.labels = (
-            np.concatenate([f.labels for f in files if f.labels is not None]) if all(have) else None
-        )
-        metas = [f.metadata for f in files]
-        if len(files) == 1:
-            self.metadata = metas[0]
-        else:
-            self.metadata = {"files": metas} if any(m is not None for m in metas) else None
-        self._cache: OrderedDict[int, NDArray[Any]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def _x(self, k: int) -> NDArray[Any]:
-        """The decompressed ``X`` of file ``k`` (cached, least recently used evicted)."""
-        with self._lock:
-            if k in self._cache:
-                self._cache.move_to_end(k)
-                return self._cache[k]
-            f = self.files[k]
-            logger.debug("decompressing X of %s (%d jets)", f.path, f.n)
-            try:
-                with np.load(f.path, allow_pickle=False) as npz:
-                    X = npz["X"]
-            except _BAD_NPZ as exc:
-                raise ValueError(f"{f.path}: cannot read X ({type(exc).__name__}: {exc})") from None
-            while len(self._cache) >= _CACHE_FILES:
-                self._cache.popitem(last=False)
-            self._cache[k] = X
-            return X
-
-    def _file_of(self, positions: NDArray[np.intp]) -> NDArray[np.intp]:
-        return np.searchsorted(self._offsets, positions, side="right") - 1
-
-    def read(self, positions: NDArray[np.intp]) -> NDArray[np.float64]:
-        out = np.zeros((len(positions), self.width, 4), dtype=np.float64)
-        which = self._file_of(positions)
-        for k in np.unique(which):  # each file decompressed at most once per call
-            f = self.files[k]
-            sel = np.flatnonzero(which == k)
-            local = positions[sel] - f.offset
-            rows = np.asarray(self._x(int(k))[local], dtype=np.float64)
-            _check_rows(rows, local, self._prefix(int(k)))
-            out[sel, : f.width] = rows
-        return out
-
-    def _prefix(self, k: int) -> str:
-        return f"{self.files[k].path}: "
-
-    def locate(self, position: int) -> tuple[str, int]:
-        k = int(self._file_of(np.array([position]))[0])
-        return self._prefix(k), position - self.files[k].offset
+_BATCH_BYTES = 32 << 20  # a batch of padded jets holds at most this much (unless one jet does)
 
 
 # -- the data set ---------------------------------------------------------------------------
@@ -279,7 +69,7 @@ class JetDataset:
     Iterating yields :class:`Jet` objects, read in batches.
     """
 
-    def __init__(self, source: _Source, indices: NDArray[np.intp] | None = None) -> None:
+    def __init__(self, source: Source, indices: NDArray[np.intp] | None = None) -> None:
         """Wrap a source; ``indices`` (positions in the source) default to all of it."""
         self._source = source
         if indices is None:
@@ -364,23 +154,49 @@ class JetDataset:
 
     def _jets(self, positions: NDArray[np.intp]) -> list[Jet]:
         """Validated jets at source ``positions``, each knowing its position."""
-        rows = self._source.read(positions)
         jets = []
+        for jet in self._read_jets(positions):
+            if isinstance(jet, ValueError):
+                raise jet
+            jets.append(jet)
+        return jets
+
+    def _read_jets(self, positions: NDArray[np.intp]) -> list[Jet | ValueError]:
+        """The jets at source ``positions``, or the error saying why one cannot be read."""
+        rows = self._source.read(positions, validate=False)
+        out: list[Jet | ValueError] = []
         for row, pos in zip(rows, positions, strict=True):
             prefix, local = self._source.locate(int(pos))
             try:
                 jet = Jet.from_array(row, index=local)
-            except ValueError as exc:  # already caught by read(); kept for safety
-                raise ValueError(f"{prefix}{exc}") from None
+            except ValueError as exc:
+                out.append(ValueError(f"{prefix}{exc}"))
+                continue
             jet.index = int(pos)
-            jets.append(jet)
-        return jets
+            out.append(jet)
+        return out
 
     def __iter__(self) -> Iterator[Jet]:
         for batch in self.iter_batches(1024, as_jets=True):
             yield from batch
 
+    def jets_or_errors(self, size: int = 1024) -> Iterator[Jet | ValueError]:
+        """Every jet in order, or in its place the ``ValueError`` saying why it is invalid.
+
+        Unlike iterating, a jet with bad data (a NaN, a negative pt, no constituents) does not
+        stop the others. The errors name the file and the jet.
+        """
+        step = self._batch_size(size)
+        for start in range(0, len(self), step):
+            yield from self._read_jets(self._indices[start : start + step])
+
     # -- batches and arrays -----------------------------------------------------------------
+
+    def _batch_size(self, size: int) -> int:
+        """``size``, or fewer jets when that many padded jets would pass :data:`_BATCH_BYTES`."""
+        if size < 1:
+            raise ValueError(f"batch size must be >= 1, got {size}")
+        return max(1, min(size, _BATCH_BYTES // max(self.width * 32, 1)))
 
     @overload
     def iter_batches(
@@ -395,12 +211,12 @@ class JetDataset:
         """Consecutive batches of at most ``size`` jets, in order.
 
         Padded ``(k, M, 4)`` float64 arrays (validated), or lists of :class:`Jet` when
-        ``as_jets``. Jets from a folder are read one file at a time.
+        ``as_jets``. A batch of very wide jets (large ``M``) holds fewer than ``size``, so that
+        it stays under 32 MB. Jets from files are decompressed as the batches reach them.
         """
-        if size < 1:
-            raise ValueError(f"batch size must be >= 1, got {size}")
-        for start in range(0, len(self), size):
-            positions = self._indices[start : start + size]
+        step = self._batch_size(size)
+        for start in range(0, len(self), step):
+            positions = self._indices[start : start + step]
             yield self._jets(positions) if as_jets else self._source.read(positions)
 
     def padded(self) -> NDArray[np.float64]:
@@ -427,15 +243,17 @@ class JetDataset:
     def balanced(self, n: int, seed: int = 0) -> JetDataset:
         """A seeded random subset of ``n / 2`` quark and ``n / 2`` gluon jets, in data-set order.
 
-        Raises ``ValueError`` when ``n`` is odd or not positive, the jets are unlabelled, or
-        there are fewer than ``n / 2`` jets of either kind.
+        Subsets with the same seed nest: ``balanced(120, s)`` holds every jet of
+        ``balanced(100, s)`` (each kind is taken from the front of one seeded shuffle), so a
+        subset can grow without losing the jets already tagged. Raises ``ValueError`` when
+        ``n`` is odd or not positive, the jets are unlabelled, or there are fewer than
+        ``n / 2`` jets of either kind.
         """
         if self._labels is None:
             raise ValueError(f"{self.source}: cannot balance unlabelled jets")
         if n < 2 or n % 2:
             raise ValueError(f"a balanced subset needs an even number of jets >= 2, got {n}")
         half = n // 2
-        rng = np.random.default_rng(seed)
         chosen = []
         for label, name in ((1, "quark"), (0, "gluon")):
             pool = np.flatnonzero(self._labels == label)
@@ -443,8 +261,21 @@ class JetDataset:
                 raise ValueError(
                     f"{self.source}: asked for {half} {name} jets but there are only {len(pool)}"
                 )
-            chosen.append(rng.choice(pool, size=half, replace=False))
+            order = np.random.default_rng([seed, label]).permutation(len(pool))
+            chosen.append(pool[order[:half]])
         return JetDataset(self._source, self._indices[np.sort(np.concatenate(chosen))])
+
+    def shard(self, k: int, n: int) -> JetDataset:
+        """Part ``k`` (0-based) of ``n`` contiguous, near-equal parts of this data set.
+
+        The ``n`` parts are disjoint and together hold every jet once, in order; the same
+        ``(k, n)`` always gives the same jets. Contiguous parts let each task of an array job
+        (``k = $SLURM_ARRAY_TASK_ID``) read only its own stretch of the files.
+        """
+        if n < 1 or not 0 <= k < n:
+            raise ValueError(f"shard {k} of {n}: need n >= 1 and 0 <= k < n")
+        size = len(self)
+        return self[k * size // n : (k + 1) * size // n]
 
     def head(self, n: int) -> JetDataset:
         """The first ``n`` jets (all of them if fewer)."""
@@ -482,8 +313,11 @@ def _folder_files(folder: Path) -> list[Path]:
 def load_jets(path: str | os.PathLike[str]) -> JetDataset:
     """Open an EnergyFlow-format ``.npz``, a folder of ``QG_jets*.npz`` files, or a ``.npy``.
 
-    Only the labels and array headers are read now; ``X`` is decompressed when jets are
-    first needed, one file at a time (a folder of 2 million jets is never loaded at once).
+    Only the labels and array headers are read now, and the sizes the headers declare are
+    checked against the file (a forged or absurd shape is refused before anything is
+    decompressed). ``X`` is decompressed in blocks as jets are read, so memory follows the
+    batch read, not the file (a folder of 2 million jets, or a decompression bomb, is never
+    loaded at once).
     Folder files are taken in natural order (``QG_jets.npz``, ``QG_jets_1.npz``, ...,
     ``QG_jets_19.npz``) and may differ in ``M``. A ``.npy`` holds ``X`` only (memory-mapped,
     unlabelled). Never downloads anything.
@@ -496,20 +330,21 @@ def load_jets(path: str | os.PathLike[str]) -> JetDataset:
         offset = 0
         files = []
         for f in _folder_files(p):
-            files.append(_open_npz(f, offset))
+            files.append(open_npz(f, offset))
             offset += files[-1].n
         logger.info("opened %s: %d files, %d jets", p, len(files), offset)
-        return JetDataset(_NpzFolderSource(files, str(p)))
+        return JetDataset(NpzFolderSource(files, str(p)))
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file or folder")
     if p.suffix == ".npy":
         try:
             X = np.load(p, mmap_mode="r", allow_pickle=False)
-        except _BAD_NPZ as exc:
+        except READ_ERRORS as exc:
             raise ValueError(f"{p}: not a readable .npy file ({exc})") from None
-        _check_shape(X.shape, X.dtype, f"{p}: ")
-        return JetDataset(_ArraySource(X, None, str(p), prefix=f"{p}: "))
-    return JetDataset(_NpzFolderSource([_open_npz(p, 0)], str(p)))
+        check_shape(X.shape, X.dtype, f"{p}: ")
+        check_limits(X.shape, f"{p}: ")
+        return JetDataset(ArraySource(X, None, str(p), prefix=f"{p}: "))
+    return JetDataset(NpzFolderSource([open_npz(p, 0)], str(p)))
 
 
 def _stack_jets(jets: Sequence[ArrayLike]) -> NDArray[np.float64]:
@@ -547,9 +382,9 @@ def dataset_from_arrays(
             arr = np.asarray(X, dtype=np.float64)
     except (TypeError, OverflowError) as exc:
         raise ValueError(f"X is not a numeric array: {exc}") from None
-    _check_shape(arr.shape, arr.dtype, "")
-    labels = None if y is None else _check_labels(y, arr.shape[0], "")
-    return JetDataset(_ArraySource(arr, labels, name))
+    check_shape(arr.shape, arr.dtype, "")
+    labels = None if y is None else check_labels(y, arr.shape[0], "")
+    return JetDataset(ArraySource(arr, labels, name))
 
 
 def load_sample() -> JetDataset:
@@ -569,6 +404,6 @@ def load_sample() -> JetDataset:
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
         X, y = npz["X"], npz["y"]
         meta = json.loads(str(npz["meta"])) if "meta" in npz.files else None
-    _check_shape(X.shape, X.dtype, "sample: ")
-    labels = _check_labels(y, X.shape[0], "sample: ")
-    return JetDataset(_ArraySource(X, labels, "sample", prefix="sample: ", metadata=meta))
+    check_shape(X.shape, X.dtype, "sample: ")
+    labels = check_labels(y, X.shape[0], "sample: ")
+    return JetDataset(ArraySource(X, labels, "sample", prefix="sample: ", metadata=meta))

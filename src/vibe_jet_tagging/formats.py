@@ -9,7 +9,9 @@ Five formats, each with the same options (:class:`JetFormat`):
 - ``observables+particles``: the observables, then the particle list
 
 Every format that shows particles starts with a line stating the total number of
-constituents and, when capped, how many are shown.
+constituents and, when capped, how many are shown. The cap defaults to
+:data:`DEFAULT_MAX_PARTICLES`, more than a quark or gluon jet at LHC energies has, so that a
+malformed jet of a million constituents never makes a prompt of a million lines.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .jets import PHI, PID, PT, Jet, Y
 
-__all__ = ["FORMAT_NAMES", "FormatName", "JetFormat", "render_jet"]
+__all__ = ["DEFAULT_MAX_PARTICLES", "FORMAT_NAMES", "FormatName", "JetFormat", "render_jet"]
 
 FormatName = Literal["particles", "table", "compact", "observables", "observables+particles"]
 FORMAT_NAMES: tuple[str, ...] = FormatName.__args__  # type: ignore[attr-defined]
+
+DEFAULT_MAX_PARTICLES = 200
+"""Particles shown per jet unless a format says otherwise (part of the prompt's fingerprint)."""
 
 # Observables shown to the model, with their printed names and units.
 _OBSERVABLE_LINES = (
@@ -57,7 +62,9 @@ class JetFormat(BaseModel):
         description="show the PDG id of each particle (generator truth a detector does not give)",
     )
     max_particles: int | None = Field(
-        None, ge=1, description="show at most this many (hardest) particles, stating the total"
+        DEFAULT_MAX_PARTICLES,
+        ge=1,
+        description="show at most this many (hardest) particles, stating the total; None: all",
     )
 
     def render(self, jet: Jet) -> str:

@@ -12,6 +12,8 @@ resampling of the jets (labels and scores together) in numpy.
 from __future__ import annotations
 
 import logging
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -21,7 +23,9 @@ __all__ = [
     "DEFAULT_INTERVAL_LEVEL",
     "accuracy",
     "best_threshold",
+    "binomial_interval",
     "confusion_matrix",
+    "eps_g_curve",
     "evaluate_scores",
     "rejection_at",
     "roc_auc",
@@ -154,6 +158,56 @@ def rejection_at(y: ArrayLike, score: ArrayLike, quark_efficiency: float) -> flo
     return float("inf") if eps_g <= 0.0 else 1.0 / eps_g
 
 
+def eps_g_curve(y: ArrayLike, score: ArrayLike, eps_q: ArrayLike) -> NDArray[np.float64]:
+    """Gluon efficiency at each quark efficiency of ``eps_q``, as :func:`rejection_at` reads it.
+
+    The ROC curve interpolated linearly between its points: what plots draw, so that a curve
+    passes through the table's rejections.
+    """
+    fpr, tpr, _ = roc_curve(y, score)
+    return _eps_g_on(fpr, tpr, np.asarray(eps_q, dtype=np.float64))
+
+
+def _eps_g_on(
+    fpr: NDArray[np.float64], tpr: NDArray[np.float64], targets: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """:func:`_eps_g_at` of one ROC curve at many quark efficiencies (sorted search)."""
+    k = np.minimum(np.searchsorted(tpr, targets, side="left"), len(tpr) - 1)
+    k0 = np.maximum(k - 1, 0)
+    t0, t1, f0, f1 = tpr[k0], tpr[k], fpr[k0], fpr[k]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(t1 > t0, (targets - t0) / (t1 - t0), 1.0)
+    return f0 + np.clip(frac, 0.0, 1.0) * (f1 - f0)
+
+
+def binomial_interval(k: int, n: int, level: float = DEFAULT_INTERVAL_LEVEL) -> tuple[float, float]:
+    """Clopper-Pearson ("exact") central interval of a fraction ``k / n`` (nan if ``n == 0``).
+
+    It never collapses to a point: 8 right out of 8 gives (0.79, 1) at 68 %.
+    """
+    if n <= 0:
+        return float("nan"), float("nan")
+    if not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    from scipy.stats import beta
+
+    tail = (1.0 - level) / 2.0
+    lo = 0.0 if k == 0 else float(beta.ppf(tail, k, n - k + 1))
+    hi = 1.0 if k == n else float(beta.ppf(1.0 - tail, k + 1, n - k))
+    return lo, hi
+
+
+def _resample_weights(
+    n: int, n_bootstrap: int, seed: int, chunk: int
+) -> Iterator[NDArray[np.float64]]:
+    """Resampling counts ``(b, n)`` of the jets, ``chunk`` resamples at a time."""
+    rng = np.random.default_rng(seed)
+    for first in range(0, n_bootstrap, chunk):
+        b = min(chunk, n_bootstrap - first)
+        draws = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
+        yield np.bincount(draws.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
+
+
 def _bootstrap(
     y: NDArray[np.int8],
     s: NDArray[np.float64],
@@ -161,21 +215,25 @@ def _bootstrap(
     n_bootstrap: int,
     seed: int,
     chunk: int = 250,
+    eps_q: NDArray[np.float64] | None = None,
 ) -> dict[str, NDArray[np.float64]]:
-    """Metric values on ``n_bootstrap`` paired resamples (weights = resampling counts)."""
+    """Metric values on ``n_bootstrap`` paired resamples (weights = resampling counts).
+
+    ``accuracy`` is at ``threshold`` (or the best cut when ``None``), ``accuracy_best`` always
+    at the best cut refitted on each resample; with ``eps_q``, ``eps_g_curve`` holds each
+    resample's gluon efficiency at those quark efficiencies.
+    """
     n = len(y)
     order = np.argsort(-s, kind="stable")
     s_sorted, y_sorted = s[order], y[order].astype(bool)
     starts = np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])  # groups of equal score
-    rng = np.random.default_rng(seed)
     out: dict[str, list[NDArray[np.float64]]] = {
-        k: [] for k in ("auc", "accuracy", "eps_g_30", "eps_g_50")
+        k: [] for k in ("auc", "accuracy", "accuracy_best", "eps_g_30", "eps_g_50", "eps_g_curve")
     }
     pred = s_sorted >= threshold if threshold is not None else None
-    for first in range(0, n_bootstrap, chunk):
-        b = min(chunk, n_bootstrap - first)
-        draws = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
-        w = np.bincount(draws.ravel(), minlength=b * n).reshape(b, n)[:, order].astype(np.float64)
+    for weights in _resample_weights(n, n_bootstrap, seed, chunk):
+        w = weights[:, order]
+        b = len(w)
         pos = np.add.reduceat(w * y_sorted, starts, axis=1)  # per score group, high to low
         neg = np.add.reduceat(w * ~y_sorted, starts, axis=1)
         tp, fp = np.cumsum(pos, axis=1), np.cumsum(neg, axis=1)
@@ -186,9 +244,11 @@ def _bootstrap(
             out["auc"].append((pos * (below + 0.5 * neg)).sum(axis=1) / (n_pos * n_neg))
             tpr = np.concatenate([np.zeros((b, 1)), tp / n_pos[:, None]], axis=1)
             fpr = np.concatenate([np.zeros((b, 1)), fp / n_neg[:, None]], axis=1)
-        if pred is None:  # best cut, refitted on each resample
-            correct = np.concatenate([n_neg[:, None], tp + (n_neg[:, None] - fp)], axis=1)
-            out["accuracy"].append(correct.max(axis=1) / n)
+        # The best cut, refitted on each resample.
+        correct = np.concatenate([n_neg[:, None], tp + (n_neg[:, None] - fp)], axis=1)
+        out["accuracy_best"].append(correct.max(axis=1) / n)
+        if pred is None:
+            out["accuracy"].append(out["accuracy_best"][-1])
         else:
             out["accuracy"].append((w * (pred == y_sorted)).sum(axis=1) / n)
         bad = (n_pos == 0) | (n_neg == 0)
@@ -197,7 +257,28 @@ def _bootstrap(
             eps[bad] = np.nan
             out[key].append(eps)
         out["auc"][-1][bad] = np.nan
-    return {k: np.concatenate(v) for k, v in out.items()}
+        if eps_q is not None:
+            curve = np.array([_eps_g_on(f, t, eps_q) for f, t in zip(fpr, tpr, strict=True)])
+            curve[bad] = np.nan
+            out["eps_g_curve"].append(curve)
+    return {k: np.concatenate(v) for k, v in out.items() if v}
+
+
+def _interval(values: NDArray[np.float64], level: float, axis: int = 0) -> NDArray[np.float64]:
+    """Central ``level`` percentile interval over resamples (nan where every one is nan)."""
+    q = [50 * (1 - level), 50 * (1 + level)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-nan slices: tiny samples
+        return np.nanpercentile(values, q, axis=axis)
+
+
+def _inverse(lo_hi: tuple[float, float]) -> list[float]:
+    """The interval of ``1 / x`` from that of ``x`` (``inf`` where ``x`` reaches 0)."""
+    lo, hi = lo_hi
+    return [
+        float("nan") if np.isnan(hi) else float("inf") if hi <= 0 else 1.0 / hi,
+        float("nan") if np.isnan(lo) else float("inf") if lo <= 0 else 1.0 / lo,
+    ]
 
 
 def evaluate_scores(
@@ -208,6 +289,7 @@ def evaluate_scores(
     n_bootstrap: int = 1000,
     seed: int = 0,
     level: float = DEFAULT_INTERVAL_LEVEL,
+    eps_q: ArrayLike | None = None,
 ) -> dict[str, Any]:
     """All metrics of scores against labels, with bootstrap confidence intervals.
 
@@ -217,16 +299,22 @@ def evaluate_scores(
 
     Returns ``auc``, ``accuracy``, ``rejection_at_30`` and ``rejection_at_50`` (``1/eps_g`` at
     30 % and 50 % quark efficiency; ``inf`` when no gluon passes), ``threshold``,
-    ``threshold_method``, ``confusion`` ``[[tn, fp], [fn, tp]]``, ``n``, ``n_quark``,
-    ``n_gluon``, and ``intervals`` ``{name: [lo, hi]}``: central ``level`` (default 68 %)
-    percentile intervals over ``n_bootstrap`` paired resamples of the jets, seeded by ``seed``
-    (empty when ``n_bootstrap`` is 0). ``interval_level`` and ``n_bootstrap`` are reported.
+    ``threshold_method``, ``accuracy_best_cut`` and ``best_cut`` (always the best cut),
+    ``confusion`` ``[[tn, fp], [fn, tp]]``, ``n``, ``n_quark``, ``n_gluon``, and ``intervals``
+    ``{name: [lo, hi]}``: central ``level`` (default 68 %) percentile intervals over
+    ``n_bootstrap`` paired resamples of the jets, seeded by ``seed`` (empty when
+    ``n_bootstrap`` is 0; nan where no resample has both kinds of jet). ``interval_level``
+    and ``n_bootstrap`` are reported.
+
+    With ``eps_q`` (quark efficiencies), ``roc`` holds the curve there: ``eps_q``, ``eps_g``
+    and, with the bootstrap, the pointwise interval ``eps_g_lo``, ``eps_g_hi`` (numpy arrays).
     """
     y_int, s = _check(y, score)
     if not 0.0 < level < 1.0:
         raise ValueError(f"interval level must be in (0, 1), got {level}")
+    best_cut, best_acc = best_threshold(y_int, s)
     if threshold is None:
-        thr, acc = best_threshold(y_int, s)
+        thr, acc = best_cut, best_acc
         method = "best cut on these jets"
     else:
         thr, acc = float(threshold), accuracy(y_int, s, threshold)
@@ -238,6 +326,8 @@ def evaluate_scores(
         "rejection_at_50": rejection_at(y_int, s, 0.5),
         "threshold": thr,
         "threshold_method": method,
+        "accuracy_best_cut": best_acc,
+        "best_cut": best_cut,
         "confusion": confusion_matrix(y_int, s, thr),
         "n": len(y_int),
         "n_quark": int(y_int.sum()),
@@ -246,18 +336,19 @@ def evaluate_scores(
         "n_bootstrap": int(n_bootstrap),
         "intervals": {},
     }
+    grid = None if eps_q is None else np.asarray(eps_q, dtype=np.float64)
+    if grid is not None:
+        result["roc"] = {"eps_q": grid, "eps_g": eps_g_curve(y_int, s, grid)}
     if n_bootstrap > 0:
-        boot = _bootstrap(y_int, s, threshold, int(n_bootstrap), seed)
-        q = [50 * (1 - level), 50 * (1 + level)]
+        boot = _bootstrap(y_int, s, threshold, int(n_bootstrap), seed, eps_q=grid)
         intervals: dict[str, list[float]] = {}
-        for name in ("auc", "accuracy"):
-            lo, hi = np.nanpercentile(boot[name], q)
-            intervals[name] = [float(lo), float(hi)]
+        for name, key in (("auc", "auc"), ("accuracy", "accuracy")):
+            intervals[name] = [float(v) for v in _interval(boot[key], level)]
+        intervals["accuracy_best_cut"] = [float(v) for v in _interval(boot["accuracy_best"], level)]
         for name, key in (("rejection_at_30", "eps_g_30"), ("rejection_at_50", "eps_g_50")):
-            lo_eps, hi_eps = (float(v) for v in np.nanpercentile(boot[key], q))  # 1/x: reversed
-            intervals[name] = [
-                float("inf") if hi_eps <= 0 else 1.0 / hi_eps,
-                float("inf") if lo_eps <= 0 else 1.0 / lo_eps,
-            ]
+            intervals[name] = _inverse(tuple(float(v) for v in _interval(boot[key], level)))
         result["intervals"] = intervals
+        if grid is not None:
+            lo, hi = _interval(boot["eps_g_curve"], level)
+            result["roc"].update(eps_g_lo=lo, eps_g_hi=hi)
     return result

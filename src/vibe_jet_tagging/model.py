@@ -38,6 +38,7 @@ from langchain_openai.chat_models import base as _openai_base
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from .config import DEFAULT_BASE_URL, DEFAULT_MODEL, Effort
+from .endpoints import EndpointPool, PoolTransport
 from .errors import ConfigError, VJTError, one_line
 from .server_info import fetch_server_info
 
@@ -177,6 +178,9 @@ def _with_settings(kwargs: dict[str, Any]) -> dict[str, Any]:
     filled = dict(kwargs)
     for key in missing:
         filled[_FROM_SETTINGS[key][0]] = getattr(settings, key)
+    if "base_url" in missing:  # one server, or several (VJT_BASE_URL="http://a/v1,http://b/v1")
+        urls = settings.base_urls
+        filled["base_url"] = urls[0] if len(urls) == 1 else urls
     return filled
 
 
@@ -227,6 +231,31 @@ class ChatVLLM(ChatOpenAI):
         if value is not None and not 0 <= value <= 2:
             raise ValueError("must be between 0 and 2")
         return value
+
+    endpoint_pool: EndpointPool | None = Field(default=None, exclude=True)
+    """Set when ``base_url`` is a list of servers: requests spread over them (see
+    :class:`~vibe_jet_tagging.endpoints.EndpointPool`)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _several_servers(cls, values: Any) -> Any:
+        """``base_url=[...]``: one client over several servers of the same model."""
+        if not isinstance(values, dict):
+            return values
+        name = next((n for n in ("base_url", "openai_api_base") if n in values), None)
+        urls = values.get(name) if name else None
+        if isinstance(urls, list | tuple):
+            if len(urls) == 1:
+                values[name] = urls[0]
+            else:
+                pool = EndpointPool(urls)
+                values = {**values, name: pool.base_urls[0], "endpoint_pool": pool}
+                values["http_async_client"] = openai.DefaultAsyncHttpxClient(
+                    transport=PoolTransport(pool, _PerLoopTransport())
+                )
+                values["http_client"] = openai.DefaultHttpxClient(transport=PoolTransport(pool))
+                values.setdefault("include_response_headers", True)  # which server answered
+        return values
 
     @model_validator(mode="after")
     def _chat_completions_only(self) -> ChatVLLM:

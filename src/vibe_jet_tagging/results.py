@@ -14,8 +14,19 @@ from .parsing import Label, ParseStep
 __all__ = ["ErrorKind", "TagError", "TagResult", "TaggingError", "TransientTaggingError", "Usage"]
 
 ErrorKind = Literal[
-    "parse", "truncated", "server", "timeout", "connection", "rate_limit", "bad_request", "input"
+    "parse",
+    "truncated",
+    "contradiction",
+    "server",
+    "timeout",
+    "connection",
+    "rate_limit",
+    "bad_request",
+    "input",
 ]
+"""Why a jet has no label. ``parse``: the answer states none; ``truncated``: cut at
+``max_tokens``; ``contradiction``: its label and quark probability disagree (after a re-ask);
+the others: the server or the jet's data."""
 
 
 class Usage(BaseModel):
@@ -113,6 +124,9 @@ class TagResult(BaseModel):
     model: str = ""
     effort: str | None = None
     template: str = ""
+    server: str | None = Field(
+        None, description="the server that answered (kept in the cache with the answer)"
+    )
     cached: bool = Field(False, description="served from the cache or an identical request")
     error: TagError | None = None
 

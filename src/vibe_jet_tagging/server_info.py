@@ -8,7 +8,9 @@ client can always tell a heuristic from a model.
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +18,9 @@ import httpx
 
 from .errors import ModelNotServedError, ServerError
 
-__all__ = ["ModelCard", "ServerInfo", "fetch_server_info"]
+__all__ = ["ModelCard", "ServerInfo", "fetch_pool_info", "fetch_server_info"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -137,3 +141,38 @@ def fetch_server_info(
             f"cannot reach the model server at {base_url}: {exc}", url=base_url
         ) from None
     return ServerInfo(base_url=base_url, models=cards, version=version)
+
+
+def fetch_pool_info(
+    base_urls: Sequence[str], api_key: str | None, model: str, *, timeout: float = 10.0
+) -> ServerInfo:
+    """Check each server of a pool once; they must serve the same ``model`` (same weights).
+
+    Servers that cannot be reached are logged and left to the pool (which sets them aside and
+    tries them later); at least one must answer. Mixing the emulated server with a model
+    server, or servers whose ``model`` has other weights (``root``), raises
+    :class:`ServerError`: their answers are not the same model's. Returns the first answering
+    server's info.
+    """
+    infos: list[ServerInfo] = []
+    failures: list[ServerError] = []
+    for url in base_urls:
+        try:
+            infos.append(fetch_server_info(url, api_key, timeout=timeout))
+        except ServerError as exc:
+            failures.append(exc)
+    if not infos:
+        raise ServerError("; ".join(map(str, failures)), url=base_urls[0])
+    for exc in failures:
+        logger.warning("%s: set aside, the run goes on with the other servers", exc)
+    cards = {info.base_url: info.require(model) for info in infos}
+    kinds = {(info.emulated, cards[info.base_url].root) for info in infos}
+    if len(kinds) > 1:
+        described = ", ".join(
+            f"{info.base_url} ({'emulated' if info.emulated else cards[info.base_url].root})"
+            for info in infos
+        )
+        raise ServerError(
+            f"the servers do not serve the same {model!r}: {described}", url=infos[0].base_url
+        )
+    return infos[0]

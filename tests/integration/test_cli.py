@@ -155,6 +155,66 @@ def test_tag_writes_one_row_per_jet_and_a_rerun_asks_nothing(tmp_path, fresh_emu
     assert server.stats()["requests_total"] == 60
 
 
+def test_a_jet_with_bad_data_is_one_input_error_and_a_rerun_completes(tmp_path, fresh_emulator):
+    server = fresh_emulator()
+    X, y = SAMPLE[:8].padded(), SAMPLE.labels[:8].astype(np.float64)
+    X[2, 0, 1] = np.nan  # jet 2: its hardest constituent has no rapidity
+    X[5, 3, 0] = -1.0  # jet 5: a negative pt
+    path = tmp_path / "bad.npz"
+    np.savez_compressed(path, X=X, y=y)
+    out = tmp_path / "out.jsonl"
+    args = ["tag", path, "-o", out, "--base-url", server.base_url]
+
+    first = ok(vjt(*args, cwd=tmp_path))
+    rows = read_jsonl(out)
+    by_index = {r["index"]: r for r in rows}
+    assert sorted(by_index) == list(range(8))
+    nan = "non-finite value (nan or inf) in constituent row 0"
+    assert by_index[2]["error"] == f"{path}: jet 2: {nan}"
+    assert by_index[5]["error"] == f"{path}: jet 5: negative pt -1 in constituent row 3"
+    for i in (2, 5):
+        assert by_index[i]["error_kind"] == "input" and by_index[i]["label"] is None
+        assert "\n" not in by_index[i]["error"]
+    assert all(r["label"] in ("quark", "gluon") for i, r in by_index.items() if i not in (2, 5))
+    assert server.stats()["requests_total"] == 6  # the bad jets are never sent
+    assert "6 asked" in first.stderr
+    assert "invalid data: 2 jets cannot be tagged" in first.stderr
+    assert "rerun" not in first.stderr  # a rerun cannot help them
+
+    # The same command again completes: the input errors are kept, nothing is asked.
+    server.reset_stats()
+    second = ok(vjt(*args, cwd=tmp_path))
+    assert read_jsonl(out) == rows
+    assert server.stats()["requests_total"] == 0
+    assert "6 jets already tagged, 2 with invalid data kept as they are" in second.stderr
+
+    # Once the file is fixed, the jet is asked again; the other bad one stays as it was.
+    X[2, 0, 1] = 0.1
+    np.savez_compressed(path, X=X, y=y)
+    server.reset_stats()
+    ok(vjt(*args, cwd=tmp_path))
+    by_index = {r["index"]: r for r in read_jsonl(out)}
+    assert len(by_index) == 8
+    assert by_index[2]["label"] in ("quark", "gluon") and by_index[2]["error"] is None
+    assert by_index[5] == {r["index"]: r for r in rows}[5]
+    assert server.stats()["requests_total"] == 1
+
+
+def test_a_balanced_selection_grows_without_losing_rows(tmp_path, fresh_emulator):
+    server = fresh_emulator()
+    out = tmp_path / "out.jsonl"
+    args = ["tag", "sample", "-o", out, "--base-url", server.base_url, "--balanced"]
+    ok(vjt(*args, "--limit", "20", "--seed", "3", cwd=tmp_path))
+    first = {r["index"]: r for r in read_jsonl(out)}
+    server.reset_stats()
+    grown = ok(vjt(*args, "--limit", "24", "--seed", "3", cwd=tmp_path))
+    assert "20 kept from before, 0 from the cache, 4 asked" in grown.stderr
+    assert server.stats()["requests_total"] == 4
+    rows = {r["index"]: r for r in read_jsonl(out)}
+    assert set(rows) == set(SAMPLE.balanced(24, seed=3).indices.tolist())
+    assert all(rows[i] == row for i, row in first.items())
+
+
 def test_tag_resumes_after_sigkill_asking_only_for_missing_jets(tmp_path, fresh_emulator):
     n, concurrency = 40, 4
     # ~120 reasoning tokens at low effort: ~0.3 s per request, ~3 s for the whole run.
@@ -237,7 +297,8 @@ def test_tag_stops_when_the_server_goes_away(tmp_path, fresh_emulator):
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 2, stderr
     error = stderr.strip().splitlines()[-1]
-    assert error.startswith("error: cannot reach the model server at " + server.base_url)
+    assert error.startswith("error: stopped: ")
+    assert "cannot reach the model server at " + server.base_url in error
     assert "jets in a row failed" in error and "rerun the same command" in error
     rows = read_jsonl(out)
     assert len(rows) < 100  # stopped early, not 200 failures
@@ -256,7 +317,17 @@ def png_size(path: Path) -> tuple[int, int]:
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
-def test_evaluate_writes_report_and_plots(tmp_path):
+def table_rows(stderr: str) -> dict[str, list[list[str]]]:
+    """The cells of every table row a command printed, by row name (in order of tables)."""
+    rows: dict[str, list[list[str]]] = {}
+    for line in stderr.splitlines():
+        cells = re.split(r"\s{2,}", line.strip())
+        if len(cells) >= 3 and re.fullmatch(r"[\d,]+", cells[1]):
+            rows.setdefault(cells[0], []).append(cells[1:])
+    return rows
+
+
+def test_evaluate_writes_report_plots_and_page(tmp_path):
     results = tmp_path / "out.jsonl"
     args = ["tag", "sample", "-o", results, "--emulate", "--limit", "60", "--balanced"]
     ok(vjt(*args, "--seed", "1", cwd=tmp_path))
@@ -267,6 +338,9 @@ def test_evaluate_writes_report_and_plots(tmp_path):
     assert report["n_jets"] == 60
     assert report["n_labelled"] == 60
     assert report["n_errors"] == 0
+    assert report["errors_by_kind"] == dict.fromkeys(
+        ("parse", "contradiction", "server", "truncated", "input"), 0
+    )
     assert report["cache_hits"] == 0
     assert report["backend"] == "emulated"
     assert report["backend_note"] == "emulated server: physics heuristic, not a language model"
@@ -274,7 +348,8 @@ def test_evaluate_writes_report_and_plots(tmp_path):
     assert set(report["baselines"]) == {"multiplicity", "logistic_regression"}
     for baseline in report["baselines"].values():
         assert set(baseline) >= METRIC_KEYS
-    # The numbers are those of the rows and the jets, not just well-formed.
+    # The numbers are those of the rows and the jets, not just well-formed: accuracy from the
+    # labels, AUC from the stated probability.
     truth = [r["truth"] for r in sorted(rows, key=lambda r: r["index"])]
     score = [r["quark_probability"] for r in sorted(rows, key=lambda r: r["index"])]
     assert report["metrics"]["auc"] == pytest.approx(roc_auc_score(truth, score))
@@ -283,23 +358,60 @@ def test_evaluate_writes_report_and_plots(tmp_path):
     assert report["baselines"]["multiplicity"]["auc"] == pytest.approx(
         roc_auc_score(jets.labels, -multiplicity)
     )
-    accuracy = np.mean([(r["quark_probability"] >= 0.5) == (r["truth"] == 1) for r in rows])
+    accuracy = np.mean([(r["label"] == "quark") == (r["truth"] == 1) for r in rows])
     assert report["metrics"]["accuracy"] == pytest.approx(accuracy)
+    assert report["metrics"]["accuracy_from"].startswith("label")
+    assert report["metrics"]["auc_from"].startswith("quark_probability")
     lo, hi = report["metrics"]["intervals"]["auc"]
     assert lo <= report["metrics"]["auc"] <= hi
     usage = report["usage"]
     for key in ("input_tokens", "output_tokens", "reasoning_tokens"):
         assert usage[key] == sum(r[key] for r in rows) > 0
 
-    for name in ("roc.png", "probability.png", "calibration.png"):
+    for name in ("roc.png", "calibration.png", "scores.png"):
         width, height = png_size(tmp_path / "rep" / name)
         assert width >= 400 and height >= 400
-    # One table row per tagger, each on one line within 80 columns.
-    cells = r"0\.\d{3} ± 0\.\d{3}\s+0\.\d{3} ± 0\.\d{3}\s+\S+"
+        assert f"plot:   {tmp_path / 'rep' / name}" in proc.stderr
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert page.count('src="data:image/png;base64,') == 3
+    # One table row per tagger, with the jets behind it, each on one line within 80 columns;
+    # the cells are those report.json holds.
+    printed = table_rows(proc.stderr)
     for name in ("emulated server", "multiplicity", "logistic regr."):
-        assert re.search(rf"^\s*{name}\s+{cells}", proc.stderr, re.M), proc.stderr
-    assert max(len(line) for line in proc.stderr.splitlines() if "±" in line) <= 80
+        separation, accuracy_row = printed[name]
+        assert separation[0] == accuracy_row[0] == "60"
+        assert re.fullmatch(r"0\.\d+ ± 0\.\d+", separation[1]), separation
+    assert printed["all jets"] == [["60", printed["emulated server"][1][1]]]
+    saved = [row["cells"] for table in report["tables"] for row in table["rows"]]
+    assert [c for c in saved if c[0] == "multiplicity"] == [
+        ["multiplicity", *cells] for cells in printed["multiplicity"]
+    ]
+    assert max(len(line.rstrip()) for line in proc.stderr.splitlines() if "±" in line) <= 80
+    assert "∞" not in proc.stderr
     assert "not a language model" in proc.stderr
+
+
+@pytest.mark.parametrize("n", [8, 40])
+def test_evaluate_small_runs_say_what_they_left_out(tmp_path, n):
+    results = tmp_path / "out.jsonl"
+    ok(vjt("tag", "sample", "-o", results, "--emulate", "--limit", n, "--balanced", cwd=tmp_path))
+    proc = ok(vjt("evaluate", results, "--out", tmp_path / "rep", cwd=tmp_path))
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert report["metrics"]["auc"] is not None
+    for name in ("report.html", "roc.png", "calibration.png", "scores.png"):
+        assert (tmp_path / "rep" / name).stat().st_size > 0
+    if n == 8:
+        assert set(report["baselines"]) == {"multiplicity"}
+        why = report["baselines_left_out"]["logistic_regression"]
+        assert why == (
+            "its 5-fold cross-validation needs at least 10 quark and 10 gluon jets; "
+            "these jets are 4 quark and 4 gluon"
+        )
+        assert f"note: logistic regression left out: {why}" in proc.stderr
+        assert why in (tmp_path / "rep" / "report.html").read_text()
+    else:
+        assert set(report["baselines"]) == {"multiplicity", "logistic_regression"}
+        assert report["baselines_left_out"] == {}
 
 
 # -- vjt compare ------------------------------------------------------------------------------
@@ -325,10 +437,16 @@ def test_compare_efforts_on_the_same_jets(tmp_path):
     per_jet = {e: data["runs"][e]["usage"]["per_jet_recorded"] for e in ("low", "medium")}
     assert per_jet["low"]["output_tokens"] < 0.6 * per_jet["medium"]["output_tokens"]
     assert per_jet["low"]["input_tokens"] == per_jet["medium"]["input_tokens"]
-    png_size(out / "roc.png")
-    assert proc.stderr.count("comparison on the same 40 jets") == 1  # one table
-    assert re.search(r"^\s*low\s+0\.\d{3}\s+0\.\d{3}", proc.stderr, re.M)
-    assert re.search(r"^\s*medium\s+0\.\d{3}\s+0\.\d{3}", proc.stderr, re.M)
+    for name in ("roc.png", "calibration.png", "scores.png"):
+        png_size(out / name)
+    assert (out / "compare.html").read_text().count('src="data:image/png;base64,') == 3
+    assert set(data["baselines"]) == {"multiplicity", "logistic_regression"}  # listed once
+    printed = table_rows(proc.stderr)
+    for name in ("low", "medium", "multiplicity", "logistic regr."):
+        assert printed[name][0][0] == "40"  # the jets behind the numbers
+        assert re.fullmatch(r"0\.\d+ ± 0\.\d+", printed[name][0][1])
+    assert [row[0] for row in printed["all jets"]] == ["40", "40"]  # one per run
+    assert printed["low"][-1][4] == "0"  # the cost table: no jet without a label
 
 
 # -- vjt demo ---------------------------------------------------------------------------------
@@ -350,8 +468,10 @@ def test_demo_twice_the_second_all_from_the_cache(tmp_path):
     assert report["backend"] == "emulated"
     assert "not a language model" in first.stderr
     assert f"report: {out / 'report.json'}" in first.stderr
+    assert f"page:   {out / 'report.html'}" in first.stderr
     assert f"plot:   {out / 'roc.png'}" in first.stderr
     png_size(out / "roc.png")
+    assert report["server"]["urls"][0].startswith("http://127.0.0.1:")
 
     second = ok(vjt("demo", "--jets", "40", "--out", out, cwd=tmp_path))
     again = json.loads((out / "report.json").read_text())
@@ -362,6 +482,38 @@ def test_demo_twice_the_second_all_from_the_cache(tmp_path):
     assert again["metrics"]["auc"] == report["metrics"]["auc"]  # the same answers
     assert all(r["cached"] for r in read_jsonl(out / "results.jsonl"))
     assert "40 from the cache, 0 asked" in second.stderr
+
+
+def test_evaluate_compare_and_demo_print_each_metric_the_same_way(tmp_path):
+    # The same 40 jets (the balanced subset of seed 0) and the same answers (emulator seed 0).
+    demo = ok(vjt("demo", "--jets", "40", "--out", tmp_path / "demo", cwd=tmp_path))
+    results = tmp_path / "demo" / "results.jsonl"
+    evaluate = ok(vjt("evaluate", results, "--out", tmp_path / "ev", cwd=tmp_path))
+    args = ["compare", "sample", "--efforts", "medium", "--limit", "40", "--emulate"]
+    compare = ok(vjt(*args, "--seed", "0", "--out", tmp_path / "cmp", cwd=tmp_path))
+    printed = {
+        "demo": table_rows(demo.stderr),
+        "evaluate": table_rows(evaluate.stderr),
+        "compare": table_rows(compare.stderr),
+    }
+    printed["compare"]["emulated server"] = printed["compare"].pop("medium")[:2]
+    for name in ("emulated server", "all jets", "multiplicity", "logistic regr."):
+        cells = [printed[command][name] for command in ("demo", "evaluate", "compare")]
+        assert cells[0] == cells[1] == cells[2], (name, cells)
+    # ... and as report.json, compare.json and the pages hold them.
+    demo_json = json.loads((tmp_path / "demo" / "report.json").read_text())
+    compare_json = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+
+    def saved(tables: list[dict], name: str) -> list[list[str]]:
+        return [r["cells"][1:] for t in tables for r in t["rows"] if r["cells"][0] == name]
+
+    for name, same in (("emulated server", "medium"), ("multiplicity", "multiplicity")):
+        cells = saved(demo_json["tables"], name)
+        assert cells == saved(compare_json["tables"], same) == printed["demo"][name]
+    auc = printed["demo"]["emulated server"][0][1]
+    assert f"AUC {auc} (multiplicity {printed['demo']['multiplicity'][0][1]})" in demo.stderr
+    for page in ("demo/report.html", "ev/report.html", "cmp/compare.html"):
+        assert f"<td>{auc}</td>" in (tmp_path / page).read_text()
 
 
 # -- settings ---------------------------------------------------------------------------------

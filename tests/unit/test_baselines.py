@@ -15,6 +15,7 @@ from vibe_jet_tagging.baselines import (
     logistic_regression_baseline,
     multiplicity_baseline,
     run_baselines,
+    why_not,
 )
 from vibe_jet_tagging.data import JetDataset, dataset_from_arrays, load_sample
 
@@ -108,3 +109,29 @@ def test_baselines_need_labels_of_both_kinds(sample: JetDataset) -> None:
         multiplicity_baseline(dataset_from_arrays(X))
     with pytest.raises(ValueError, match="both quark and gluon"):
         run_baselines(dataset_from_arrays(X, np.ones(10)))
+
+
+def test_small_sets_get_the_baselines_they_can_and_a_reason_for_the_others(
+    sample: JetDataset,
+) -> None:
+    assert why_not("multiplicity", 1, 1) is None
+    assert why_not("logistic_regression", 10, 10) is None
+    assert why_not("logistic_regression", 4, 4) == (
+        "its 5-fold cross-validation needs at least 10 quark and 10 gluon jets; "
+        "these jets are 4 quark and 4 gluon"
+    )
+    assert (
+        why_not("multiplicity", 0, 8)
+        == "needs quark and gluon jets; these jets are 0 quark and 8 gluon"
+    )
+    eight = sample.balanced(8, seed=1)
+    with pytest.raises(ValueError, match="logistic regression its 5-fold cross-validation"):
+        logistic_regression_baseline(eight, n_bootstrap=0)
+    only = run_baselines(eight, n_bootstrap=50, names=("multiplicity",))
+    assert set(only) == {"multiplicity"}
+    assert only["multiplicity"]["auc"] == pytest.approx(
+        roc_auc_score(eight.labels, -eight.observables()["multiplicity"])
+    )
+    assert only["multiplicity"]["probability"] is False
+    with pytest.raises(ValueError, match="no baseline"):
+        run_baselines(eight, names=("bdt",))

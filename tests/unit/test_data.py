@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vibe_jet_tagging.data import JetDataset, dataset_from_arrays, load_jets
+from vibe_jet_tagging.data import JetDataset, dataset_from_arrays, load_jets, load_sample
 from vibe_jet_tagging.generate import save_jets
 from vibe_jet_tagging.jets import Jet, jet_observables
 
@@ -150,6 +150,73 @@ def test_balanced_subset(qg_file: Path) -> None:
         dataset_from_arrays(make_jets(4, 3, seed=0)).balanced(2)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_balanced_subsets_with_the_same_seed_nest(seed: int) -> None:
+    ds = load_sample()  # 2,000 quark and 2,000 gluon jets
+    smaller: set[int] = set()
+    for n in (2, 10, 100, 120, 1000, 4000):
+        sub = ds.balanced(n, seed=seed)
+        chosen = set(sub.indices.tolist())
+        assert len(chosen) == n and int(sub.labels.sum()) == n // 2
+        assert smaller <= chosen  # growing a subset keeps every jet already in it
+        smaller = chosen
+    assert set(ds.balanced(100, seed=seed).indices) != set(ds.balanced(100, seed=seed + 1).indices)
+    view = ds[ds.indices % 3 == 0]  # nesting holds on any view too
+    assert set(view.balanced(40, seed).indices) <= set(view.balanced(60, seed).indices)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 8, 13])
+def test_shards_are_disjoint_complete_and_stable(qg_folder: Path, n: int) -> None:
+    ds = load_jets(qg_folder)  # 8 jets in 4 files
+    parts = [ds.shard(k, n) for k in range(n)]
+    assert np.concatenate([p.indices for p in parts]).tolist() == ds.indices.tolist()
+    assert np.concatenate([p.labels for p in parts]).tolist() == ds.labels.tolist()
+    sizes = [len(p) for p in parts]
+    assert max(sizes) - min(sizes) <= 1
+    again = load_jets(qg_folder)  # the same file opened again: the same parts
+    assert [again.shard(k, n).indices.tolist() for k in range(n)] == [
+        p.indices.tolist() for p in parts
+    ]
+    for p in parts:  # each part reads its own jets
+        assert [leading_pt(j) - 100 for j in p] == p.indices.tolist()
+
+
+def test_shards_of_a_view_and_bad_parts() -> None:
+    ds = load_sample().balanced(1000, seed=2)
+    parts = [ds.shard(k, 7) for k in range(7)]
+    assert sorted(np.concatenate([p.indices for p in parts]).tolist()) == ds.indices.tolist()
+    assert sum(len(p) for p in parts) == 1000
+    for k, n in [(-1, 3), (3, 3), (0, 0)]:
+        with pytest.raises(ValueError, match=f"shard {k} of {n}"):
+            ds.shard(k, n)
+
+
+def test_jets_or_errors_reads_past_a_bad_jet(qg_folder: Path) -> None:
+    path = qg_folder / "QG_jets_1.npz"
+    X, y = np.load(path)["X"], np.load(path)["y"]
+    X[1, 2] = [2.0, np.nan, 0.2, 22.0]
+    np.savez_compressed(path, X=X, y=y)
+    ds = load_jets(qg_folder)
+    out = list(ds.jets_or_errors(size=3))
+    assert len(out) == 8
+    assert isinstance(out[4], ValueError)
+    assert str(out[4]) == f"{path}: jet 1: non-finite value (nan or inf) in constituent row 2"
+    assert [j.index for i, j in enumerate(out) if i != 4] == [0, 1, 2, 3, 5, 6, 7]
+    with pytest.raises(ValueError, match="jet 1: non-finite"):
+        list(ds)  # iterating still stops at it
+
+
+def test_batches_of_wide_jets_hold_fewer_jets(monkeypatch) -> None:
+    from vibe_jet_tagging import data
+
+    monkeypatch.setattr(data, "_BATCH_BYTES", 10 * 6 * 32)  # 10 padded jets of M = 6
+    ds = dataset_from_arrays(make_jets(25, 6, seed=0))
+    assert [len(b) for b in ds.iter_batches(100)] == [10, 10, 5]
+    assert [len(b) for b in ds.iter_batches(4)] == [4] * 6 + [1]
+    assert [len(b) for b in ds.iter_batches(100, as_jets=True)] == [10, 10, 5]
+    np.testing.assert_array_equal(ds.padded(), np.concatenate(list(ds.iter_batches(7))))
+
+
 # -- folders --------------------------------------------------------------------------------
 
 
@@ -171,11 +238,14 @@ def test_folder_in_natural_order_with_different_widths(qg_folder: Path) -> None:
 def test_folder_reads_x_lazily_one_file_at_a_time(qg_folder: Path) -> None:
     ds = load_jets(qg_folder)
     source = ds._source
-    assert len(source._cache) == 0  # only labels and headers were read
+    assert not source._blocks and not source._streams  # only labels and headers were read
     ds.observables()
-    assert len(source._cache) <= 2
-    _ = ds[0]
-    assert list(source._cache) == [3, 0]  # least recently used first
+    assert len(source._blocks) <= 4 and len(source._streams) <= 2
+    assert list(source._streams) == [2, 3]  # the last two files stay open
+    assert list(source._blocks) == [(0, 0), (1, 0), (2, 0), (3, 0)]  # (file, block)
+    _ = ds[0]  # from the kept block: nothing opened again
+    assert list(source._streams) == [2, 3]
+    assert list(source._blocks)[-1] == (0, 0)  # least recently used first
     assert len(ds[6:7].padded()) == 1
 
 

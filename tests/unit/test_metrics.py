@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -13,7 +12,9 @@ from vibe_jet_tagging import metrics
 from vibe_jet_tagging.metrics import (
     accuracy,
     best_threshold,
+    binomial_interval,
     confusion_matrix,
+    eps_g_curve,
     evaluate_scores,
     rejection_at,
     roc_auc,
@@ -165,9 +166,51 @@ def test_bootstrap_matches_brute_force(threshold: float | None) -> None:
         assert fast["eps_g_30"][b] == pytest.approx(1 / rejection_at(yb, sb, 0.3))
 
 
-def test_bootstrap_is_fast() -> None:
-    y, s = separable(4000, 5)
-    start = time.perf_counter()
-    evaluate_scores(y, s, n_bootstrap=1000)
-    evaluate_scores(y, np.random.default_rng(0).random(4000), n_bootstrap=1000)  # no ties
-    assert time.perf_counter() - start < 5.0  # about 0.5 s each on one core
+def test_binomial_interval_by_hand() -> None:
+    # Clopper-Pearson at 68 %: with k = n the lower end solves p**n = 0.16, with k = 0 the
+    # upper end solves (1 - p)**n = 0.16; it never collapses to a point.
+    lo, hi = binomial_interval(8, 8)
+    assert (lo, hi) == (pytest.approx(0.16 ** (1 / 8)), 1.0)
+    lo, hi = binomial_interval(0, 5)
+    assert (lo, hi) == (0.0, pytest.approx(1 - 0.16 ** (1 / 5)))
+    lo, hi = binomial_interval(151, 200)  # about the normal approximation, sqrt(pq/n)
+    half = math.sqrt(0.755 * 0.245 / 200)
+    assert lo == pytest.approx(0.755 - half, abs=0.004) and hi == pytest.approx(
+        0.755 + half, abs=0.004
+    )
+    assert all(math.isnan(v) for v in binomial_interval(0, 0))
+    with pytest.raises(ValueError, match="0 <= k <= n"):
+        binomial_interval(3, 2)
+
+
+def test_the_drawn_curve_passes_through_the_rejections() -> None:
+    y, s = separable(2000, 6)
+    eps_q = np.array([0.3, 0.5, 0.75])
+    curve = eps_g_curve(y, s, eps_q)
+    for e, g in zip(eps_q, curve, strict=True):
+        assert 1 / g == pytest.approx(rejection_at(y, s, e))
+    assert eps_g_curve(Y_TIES, S_TIES, [0.3, 0.5])[0] == 0.0  # no gluon: rejection inf
+    assert eps_g_curve(Y_TIES, S_TIES, [0.5])[0] == pytest.approx(1 / 12)
+
+
+def test_evaluate_scores_gives_the_best_cut_beside_a_fixed_one_and_the_band() -> None:
+    y, s = separable(600, 7)
+    p = 1 / (1 + np.exp(-(s + 43) / 8))  # a probability from the score
+    out = evaluate_scores(y, p, threshold=0.5, n_bootstrap=300, eps_q=np.linspace(0.01, 1, 50))
+    assert out["accuracy"] == pytest.approx(accuracy(y, p, 0.5))
+    assert (out["best_cut"], out["accuracy_best_cut"]) == best_threshold(y, p)
+    lo, hi = out["intervals"]["accuracy_best_cut"]
+    assert lo <= out["accuracy_best_cut"] <= hi
+    roc = out["roc"]
+    assert roc["eps_g"].shape == roc["eps_g_lo"].shape == roc["eps_g_hi"].shape == (50,)
+    assert (roc["eps_g_lo"] <= roc["eps_g_hi"]).all()
+    inside = (roc["eps_g_lo"] <= roc["eps_g"] + 1e-12) & (roc["eps_g"] <= roc["eps_g_hi"] + 1e-12)
+    assert inside.mean() > 0.9
+
+
+def test_two_jets_give_numbers_not_errors() -> None:
+    out = evaluate_scores([0, 1], [0.2, 0.7], threshold=0.5, n_bootstrap=200, eps_q=[0.5, 1.0])
+    assert out["auc"] == 1.0 and out["accuracy"] == 1.0
+    # Half the resamples hold one kind of jet only: they are left out, not averaged in.
+    assert out["intervals"]["auc"] == [1.0, 1.0]
+    assert out["rejection_at_50"] == math.inf

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from vibe_jet_tagging.errors import VJTError
-from vibe_jet_tagging.formats import FORMAT_NAMES, JetFormat, render_jet
+from vibe_jet_tagging.formats import DEFAULT_MAX_PARTICLES, FORMAT_NAMES, JetFormat, render_jet
+from vibe_jet_tagging.jets import Jet
 from vibe_jet_tagging.prompts import (
     BalancedExampleSelector,
     JetPrompt,
@@ -73,6 +75,22 @@ def test_format_options(labelled_pool):
     assert all(len(v.split(".")[1]) == 1 for v in row.split()[1:])
     obs = render_jet(jet, JetFormat(name="observables"))
     assert f"constituent multiplicity: {len(jet)}" in obs and "girth:" in obs
+
+
+def test_a_jet_of_a_million_constituents_makes_a_prompt_of_the_hardest_200():
+    rng = np.random.default_rng(0)
+    n = 1_000_000
+    huge = Jet.from_array(
+        np.column_stack(
+            [rng.uniform(0.1, 5.0, n), rng.normal(0, 0.1, n), rng.normal(1, 0.1, n), np.zeros(n)]
+        )
+    )
+    for name in ("zero_shot", "physics_primer"):  # templates that set no cap of their own
+        content = JetPrompt(name).messages(huge)[-1].content
+        assert f"{n} constituents, showing the {DEFAULT_MAX_PARTICLES} hardest" in content
+        assert content.count("pt=") == DEFAULT_MAX_PARTICLES
+        assert len(content) < 50_000
+    assert JetFormat(max_particles=None).render(huge).count("pt=") == n  # only when asked for
 
 
 def test_examples_never_include_the_target(labelled_pool):
@@ -157,5 +175,9 @@ def test_fingerprint_tracks_everything_that_shapes_the_messages(labelled_pool):
         JetPrompt("few_shot", examples=labelled_pool, seed=5),
         JetPrompt("few_shot", examples=labelled_pool, format=JetFormat(decimals=2)),
         JetPrompt("few_shot", examples=labelled_pool[1:]),
+        JetPrompt("few_shot", examples=labelled_pool, format=JetFormat(max_particles=50)),
+        JetPrompt("few_shot", examples=labelled_pool, format=JetFormat(max_particles=None)),
     ]
-    assert len({base.fingerprint, *(p.fingerprint for p in others)}) == 6
+    assert len({base.fingerprint, *(p.fingerprint for p in others)}) == 8
+    # The default cap is part of it: a prompt that shows every particle is another prompt.
+    assert base.format.max_particles == DEFAULT_MAX_PARTICLES

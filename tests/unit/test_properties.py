@@ -6,7 +6,9 @@ finish reason, and jets and data sets from arbitrary input. What must hold:
 
 - nothing crashes them with anything but their typed errors (``LabelParseError``,
   ``ValueError``);
-- no label ever comes from an answer that states none, nor from a truncated one;
+- no label ever comes from an answer that states none, nor from a truncated one, nor from
+  JSON by any other way than the schema; hedges, refusals, both classes without a decision
+  and stray digits never give one; an explicit "answer: X" ending any preamble gives X;
 - a valid jet has one key, whatever its row order, padding or input form.
 """
 
@@ -22,10 +24,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from vibe_jet_tagging import LabelParseError, parse_label
+from vibe_jet_tagging import parse_label
 from vibe_jet_tagging.data import JetDataset, dataset_from_arrays
 from vibe_jet_tagging.jets import Jet
-from vibe_jet_tagging.parsing import ParsedLabel, TruncatedAnswerError, read_answer, regex_label
+from vibe_jet_tagging.parsing import (
+    TAIL_CHARS,
+    LabelParseError,
+    ParsedLabel,
+    TruncatedAnswerError,
+    read_answer,
+    regex_label,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:Casting complex values to real")
 
@@ -173,8 +182,10 @@ def test_read_answer_gives_a_label_an_error_to_reask_with_or_raises(
         assert isinstance(outcome, ValueError)
         return
     check_parsed(outcome)
-    if allow_reask and outcome.step == "regex":
-        assert "{" not in text, "JSON that fails the schema must be re-asked, not regexed"
+    if outcome.step == "regex":
+        assert "{" not in text[-TAIL_CHARS:], "JSON that fails the schema was read as prose"
+    p = outcome.quark_probability
+    assert p is None or (outcome.label == "quark") == (p >= 0.5), "a contradiction was taken"
     # Without a re-ask, read_answer and parse_label read the same label.
     if not allow_reask:
         assert parse_label(text).label == outcome.label
@@ -206,10 +217,11 @@ _PROSE = st.text(
 
 
 @FUZZ
-@given(_PROSE, LABELS, PROBABILITIES, _PROSE, st.booleans())
+@given(_PROSE, PROBABILITIES, _PROSE, st.booleans())
 def test_a_valid_json_answer_anywhere_is_read_exactly_by_the_schema(
-    before: str, label: str, p: float, after: str, fenced: bool
+    before: str, p: float, after: str, fenced: bool
 ) -> None:
+    label = "quark" if p >= 0.5 else "gluon"
     blob = json.dumps({"label": label, "quark_probability": p})
     if fenced:
         blob = f"```json\n{blob}\n```"
@@ -219,6 +231,109 @@ def test_a_valid_json_answer_anywhere_is_read_exactly_by_the_schema(
     again = read_answer(text, "stop", allow_reask=True)
     assert isinstance(again, ParsedLabel)
     assert (again.label, again.quark_probability, again.step) == (label, p, "schema")
+
+
+@FUZZ
+@given(LABELS, PROBABILITIES, _PROSE, _PROSE)
+def test_a_json_answer_that_contradicts_itself_never_gives_a_label(
+    label: str, p: float, before: str, after: str
+) -> None:
+    if (label == "quark") == (p >= 0.5):
+        label = "gluon" if label == "quark" else "quark"
+    text = f"{before}\n{json.dumps({'label': label, 'quark_probability': p})}\n{after}"
+    with pytest.raises(LabelParseError) as info:
+        parse_label(text)
+    assert info.value.kind == "contradiction"
+
+
+# -- prose: explicit decisions, nothing else -----------------------------------------------------
+
+_LABEL_TOKENS = st.sampled_from(
+    ["quark", "gluon", "Quark", "GLUON", "0", "1", "a quark jet", "the gluon", "quark-initiated"]
+)
+_NEUTRAL = st.sampled_from(
+    [
+        "The jet has 41 constituents.",
+        "Its girth is 0.052, in between.",
+        "Gluons radiate more (C_A = 3 versus C_F = 4/3).",
+        "Multiplicity is the strongest handle",
+        "Let me weigh the evidence",
+        "Step 1: count the particles.",
+        "Answer: quark.",
+        "Final answer: 0",
+        "Therefore gluon.",
+        "**Quark**",
+        "",
+    ]
+)
+_HEDGES = st.sampled_from(
+    [
+        "I am not sure whether this is {a} or {b}.",
+        "Neither {a} nor {b}; could be {a}.",
+        "I cannot decide between {a} and {b}.",
+        "Maybe {a}.",
+        "Perhaps {a}, perhaps {b}.",
+        "It could be {a}.",
+        "It is either {a} or {b}.",
+        "{a} or {b}?",
+        "Hard to say: {a} or {b}.",
+        "If I had to guess: {a}.",
+        "I can't tell whether it is {a}.",
+        "I'm sorry, I cannot classify this jet as {a} or {b}.",
+        "Answer: {a}?",
+        "It's a toss-up, {a} vs {b}.",
+        "I don't know if the answer is {a}.",
+        "The answer is {a} or {b}.",
+        "Final answer: {a}/{b}",
+    ]
+)
+
+
+@FUZZ
+@given(st.lists(_NEUTRAL, max_size=4), _HEDGES, _LABEL_TOKENS, _LABEL_TOKENS)
+def test_a_hedge_or_refusal_at_or_after_the_decision_never_gives_a_label(
+    before: list[str], hedge: str, a: str, b: str
+) -> None:
+    text = "\n".join([*before, hedge.format(a=a, b=b)])
+    assert regex_label(text) is None
+    with pytest.raises(LabelParseError):
+        read_answer(text, "stop", allow_reask=False)
+
+
+_ORDINARY = st.sampled_from(
+    ["the", "jet", "has", "step", "#1", "width", "constituents", "many", "of", "with", "wide",
+     "narrow", "count", "feature:", "SkipQA", "prong", "0.5", "10", "x1", "(1)", "item", "v0",
+     "page", "case", "figure", "1", "0", "1,", "0.", "#0", "no.", "and"]
+)  # fmt: skip
+
+
+@FUZZ
+@given(st.lists(st.lists(_ORDINARY, min_size=1, max_size=8), min_size=1, max_size=5))
+def test_a_bare_digit_inside_ordinary_text_is_never_a_decision(lines: list[list[str]]) -> None:
+    # Every line has a word besides its digits: no line is a lone 0 or 1.
+    text = "\n".join(" ".join([*words, "words"]) for words in lines)
+    assert regex_label(text) is None
+
+
+_LEADS = st.sampled_from(
+    ["Answer: ", "Final answer: ", "label = ", "The answer is ", "So the answer is ",
+     "Final answer - ", "Therefore ", "I'd say ", "**Answer:** ", "Prediction: "]
+)  # fmt: skip
+_VALUES = st.sampled_from(
+    [("quark", "quark"), ("gluon", "gluon"), ("1", "quark"), ("0", "gluon"),
+     ("**Gluon**", "gluon"), ("a quark jet", "quark"), ("`0`", "gluon"),
+     ("Quark.", "quark"), ("gluon-initiated", "gluon"), ("1 (quark)", "quark")]
+)  # fmt: skip
+
+
+@FUZZ
+@given(st.text(max_size=200).filter(lambda t: "{" not in t), _LEADS, _VALUES)
+def test_an_explicit_answer_ending_any_preamble_gives_its_label(
+    preamble: str, lead: str, value: tuple[str, str]
+) -> None:
+    written, label = value
+    parsed = parse_label(f"{preamble}\n{lead}{written}")
+    assert (parsed.label, parsed.step) == (label, "regex")
 
 
 # -- jets --------------------------------------------------------------------------------------

@@ -28,6 +28,14 @@ def test_quick_start_is_exactly_two_commands_and_ci_runs_the_second():
     assert install_and_test in ci.splitlines()
 
 
+def test_ci_runs_the_real_vllm_tier_as_the_readme_says():
+    [command] = [c for c in COMMANDS if c.endswith("pytest -m real_vllm")]
+    assert "scripts/real_vllm.py build" in command
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert command in ci
+    assert ci.index(command) > max(i for i, line in enumerate(ci) if line.endswith("&& pytest"))
+
+
 @pytest.mark.parametrize(
     "command", [c for c in COMMANDS if c.startswith("vjt ")], ids=lambda c: c[:40]
 )

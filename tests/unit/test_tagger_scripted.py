@@ -88,11 +88,100 @@ def test_prose_without_label_is_reasked(jet):
     assert len(model.asked) == 2
 
 
-def test_a_failed_reask_falls_back_to_the_label_the_first_answer_stated(jet):
-    model = scripted('{"label": "gluon", "quark_probability": }', "I stand by it.")
+def test_a_failed_reask_never_falls_back_to_the_first_answer(jet):
+    # Today's main read the 1 of "confidence" in the first answer once the re-ask failed.
+    first = '{"label": "gluon", "quark_probability": 0.2, "confidence": 1}'
+    model = scripted(first, "I stand by it.")
+    with pytest.raises(TaggingError) as info:
+        tagger(model).invoke(jet)
+    result = info.value.result
+    assert (result.label, result.error.kind) == (None, "parse")
+    assert result.error.raw_answer == "I stand by it."
+    assert "Extra inputs are not permitted" in model.asked[1][-1].content
+
+
+def test_a_truncated_reask_after_json_is_a_truncation_not_a_regex_guess(jet):
+    first = '{"label": "gluon", "quark_probability": 0.2, "confidence": 1}'
+    cut = AIMessage('{"label": "qu', response_metadata={"finish_reason": "length"})
+    with pytest.raises(TaggingError) as info:
+        tagger(scripted(first, cut)).invoke(jet)
+    assert info.value.result.label is None
+    assert info.value.result.error.kind == "truncated"
+
+
+@pytest.mark.parametrize(
+    "unknown",
+    [
+        '{"label": "unknown", "quark_probability": 0}',  # today's main: gluon (the bare 0)
+        '{"label": "unknown", "quark_probability": 0.5}',
+    ],
+)
+def test_json_with_an_unknown_label_reasked_twice_is_an_error(jet, unknown):
+    model = scripted(unknown, unknown)
+    with pytest.raises(TaggingError) as info:
+        tagger(model).invoke(jet)
+    assert info.value.result.error.kind == "parse"
+    assert info.value.result.label is None
+    assert len(model.asked) == 2
+
+
+def test_a_contradiction_is_reasked_and_the_fix_is_taken(jet):
+    model = scripted(
+        '{"label": "gluon", "quark_probability": 1.0}',
+        '{"label": "quark", "quark_probability": 1.0}',
+    )
     result = tagger(model).invoke(jet)
-    assert (result.label, result.parsed_by) == ("gluon", "regex")
-    assert result.answer == '{"label": "gluon", "quark_probability": }'  # where it was read
+    assert (result.label, result.quark_probability, result.parsed_by) == ("quark", 1.0, "reask")
+    assert "contradicts quark_probability 1.0" in model.asked[1][-1].content
+
+
+def test_a_contradiction_that_stays_is_an_error_of_its_own_kind(jet):
+    answer = '{"label": "gluon", "quark_probability": 0.9}'
+    with pytest.raises(TaggingError) as info:
+        tagger(scripted(answer, answer)).invoke(jet)
+    error = info.value.result.error
+    assert (error.kind, error.raw_answer) == ("contradiction", answer)
+    assert "contradict" in str(info.value)
+    with pytest.raises(TaggingError) as info:  # without a re-ask: at once
+        tagger(scripted(answer), reask=False).invoke(jet)
+    assert info.value.result.error.kind == "contradiction"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "I am not sure whether this is a quark or a gluon jet.",
+        "Neither quark nor gluon; could be 1 of many.",
+        "I cannot decide between 0 and 1.",
+        "Step 1",
+        "#1",
+        "Feature: SkipQA #1",
+    ],
+)
+def test_non_answers_are_reasked_and_never_become_labels(jet, answer):
+    model = scripted(answer, answer)
+    with pytest.raises(TaggingError) as info:
+        tagger(model).invoke(jet)
+    assert info.value.result.error.kind == "parse"
+    assert len(model.asked) == 2
+    assert "Reply with only a JSON object" in model.asked[1][-1].content
+
+
+def test_the_tagger_reads_answers_with_its_parser_object(jet):
+    from vibe_jet_tagging import JetLabelParser
+
+    class CountingParser(JetLabelParser):
+        calls: int = 0
+
+        def read_message(self, message):
+            self.calls += 1
+            return super().read_message(message)
+
+    t = tagger(scripted('{"label": "gluon", "quark_probability": 0.2}'))
+    assert isinstance(t.parser, JetLabelParser)
+    t.parser = CountingParser(name="parse_label")
+    assert t.invoke(jet).label == "gluon"
+    assert t.parser.calls == 1
 
 
 def test_no_label_anywhere_is_an_error_never_a_guess(jet):

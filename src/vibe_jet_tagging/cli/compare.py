@@ -8,11 +8,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich import box
 from rich.markup import escape
-from rich.table import Table
 
-from .app import CLIError, app, console
+from .app import CLIError, app
 from .options import (
     BaseUrl,
     Concurrency,
@@ -25,7 +23,7 @@ from .options import (
     Temperature,
     Timeout,
 )
-from .render import _num
+from .render import print_notes, print_tables
 from .run import (
     check_template,
     example_pool,
@@ -80,8 +78,11 @@ def compare(
     max_retries: MaxRetries = None,
     temperature: Temperature = None,
 ) -> None:
-    """The same jets over several efforts, templates or models: one table, one ROC plot."""
-    from ..report import build_report, read_rows
+    """The same jets over several efforts, templates or models, against the baselines.
+
+    Writes each run's results, compare.json, the plots and compare.html into OUT.
+    """
+    from ..report import read_rows
 
     request = {
         "base_url": base_url,
@@ -111,13 +112,14 @@ def compare(
     selection = select(dataset, limit, dataset.labels is not None, seed)
     examples = example_pool()
     out.mkdir(parents=True, exist_ok=True)
-    reports: dict[str, dict[str, Any]] = {}
+    rows: dict[str, list[dict[str, Any]]] = {}
+    url = None
     served = sorted({g["model"] for g in grid})
     shared = server(True, runs[0], models=served) if emulate else contextlib.nullcontext(None)
     with shared as emulated:
         if emulated is not None:
             emulated.announce()
-        for settings, name, g in zip(runs, names, grid, strict=True):
+        for settings, name in zip(runs, names, strict=True):
             own = contextlib.nullcontext(emulated) if emulate else server(False, settings)
             with own as backend:
                 assert backend is not None
@@ -126,83 +128,37 @@ def compare(
                 tagger = make_tagger(settings, backend, examples, cache=True, refresh=False)
                 path = out / f"results-{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}.jsonl"
                 tag_to_file(tagger, selection, path, backend=backend.kind, description=name)
-            reports[name] = build_report(read_rows(path), dataset, backend=backend.kind)
-            reports[name]["settings"] = g
-    _compare_outputs(reports, out, len(selection))
+            rows[name] = read_rows(path)
+            url = backend.url
+    _compare_outputs(rows, dict(zip(names, grid, strict=True)), dataset, out, url)
 
 
-def _compare_outputs(reports: dict[str, dict[str, Any]], out: Path, n_jets: int) -> None:
-    """The comparison table, ``roc.png`` and ``compare.json``."""
-    from ..report import EMULATED_NOTE, draw_roc, save_report
+def _compare_outputs(
+    rows: dict[str, list[dict[str, Any]]],
+    settings: dict[str, dict[str, str]],
+    dataset: Any,
+    out: Path,
+    url: str | None,
+) -> dict[str, Any]:
+    """The comparison's tables, plots, ``compare.json`` and ``compare.html``."""
+    from ..report import build_comparison, save_report, write_html, write_plots
+    from ..report.table import usage_table
 
-    backends = {r["backend"] for r in reports.values()}
-    backend = backends.pop() if len(backends) == 1 else "mixed"
-    note = EMULATED_NOTE if backend in ("emulated", "mixed") else None
-
-    table = Table(
-        title=f"comparison on the same {n_jets} jets",
-        title_justify="left",
-        caption="tokens and seconds: per jet, as recorded when asked (cache hits included)",
-        caption_justify="left",
-        box=box.SIMPLE_HEAD,
-        padding=(0, 1),
+    comparison = build_comparison(rows, dataset, settings=settings, server=url)
+    save_report(comparison, out / "compare.json")
+    plots = write_plots(comparison, out)
+    costs = usage_table(comparison)
+    page = write_html(
+        comparison,
+        out / "compare.html",
+        plots,
+        title=f"Comparison on the same {comparison['n_jets']:,} jets",
+        extra_tables=[costs],
     )
-    table.add_column("run", no_wrap=True)
-    for col in ("AUC", "acc.", "1/εg@50%", "in tok", "out tok", "s/jet", "err"):
-        table.add_column(col, justify="right", no_wrap=True)
-    for name, report in reports.items():
-        m = report.get("metrics") or {}
-        rec = report["usage"]["per_jet_recorded"]
-        table.add_row(
-            name,
-            "-" if m.get("auc") is None else f"{m['auc']:.3f}",
-            "-" if m.get("accuracy") is None else f"{m['accuracy']:.3f}",
-            _num(m.get("rejection_at_50")) if m else "-",
-            f"{rec['input_tokens']:,.0f}",
-            f"{rec['output_tokens']:,.0f}",
-            f"{rec['latency']:.2f}",
-            str(report["n_errors"]),
-        )
-
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6, 4.8))
-    ax = fig.subplots()
-    entries = []
-    baselines: dict[str, Any] = {}
-    for name, report in reports.items():
-        curves = report.get("_curves") or {}
-        if "llm" in curves:
-            y, score = curves["llm"]
-            label = f"{name} (AUC {report['metrics']['auc']:.3f})"
-            entries.append((label, y, score, {"lw": 2}))
-        for curve, (y, score) in curves.items():
-            if curve != "llm" and curve not in baselines:
-                auc = report["baselines"][curve]["auc"]
-                label = f"{curve.replace('_', ' ')} (AUC {auc:.3f})"
-                baselines[curve] = (label, y, score, {"lw": 1.2, "ls": "--"})
-    draw_roc(
-        ax,
-        [*entries, *baselines.values()],
-        title=f"{n_jets} jets, {len(reports)} settings",
-        note=note,
-    )
-    fig.tight_layout()
-    fig.savefig(out / "roc.png", dpi=130)
-
-    save_report(
-        {
-            "backend": backend,
-            "backend_note": note,
-            "n_jets": n_jets,
-            "runs": {
-                n: {k: v for k, v in r.items() if not k.startswith("_")} for n, r in reports.items()
-            },
-        },
-        out / "compare.json",
-    )
-    console.print(table)
-    if note:
-        say(f"[yellow]{note} (these numbers say nothing about an LLM)[/]")
-    say(f"plot:   {escape(str(out / 'roc.png'))}")
+    print_tables(comparison, [costs])
+    print_notes(comparison)
     say(f"table:  {escape(str(out / 'compare.json'))}")
+    say(f"page:   {escape(str(page))}")
+    for plot in plots:
+        say(f"plot:   {escape(str(plot))}")
+    return comparison

@@ -45,6 +45,7 @@ def demo(
     at work (every jet a cache hit, nothing asked).
     """
     from ..data import load_sample
+    from ..report import fmt_fraction
 
     settings = settings_from(
         effort=effort,
@@ -71,12 +72,16 @@ def demo(
             f"{escape(str(tagger.cache.directory))}"
         )
         stats = tag_to_file(tagger, selection, results, backend=backend.kind, resume=False)
-    report = evaluate_file(results, out, "sample")
-    auc = (report.get("metrics") or {}).get("auc")
-    baseline = (report.get("baselines") or {}).get("multiplicity", {}).get("auc")
-    scores = "" if auc is None else f" · AUC {auc:.3f}"
-    if auc is not None and baseline is not None:
-        scores += f" (multiplicity {baseline:.3f})"
+    report = evaluate_file(
+        results, out, "sample", server=backend.url, command=f"vjt demo --jets {jets}"
+    )
+    scores = ""
+    m = report.get("metrics") or {}
+    base = (report.get("baselines") or {}).get("multiplicity") or {}
+    if m.get("auc") is not None:
+        scores = f" · AUC {fmt_fraction(m['auc'], m['intervals'].get('auc'))}"
+        if base.get("auc") is not None:
+            scores += f" (multiplicity {fmt_fraction(base['auc'], base['intervals'].get('auc'))})"
     say(
         f"[bold]demo done[/]: {stats.done} jets ({stats.cache_hits} from the cache, "
         f"{stats.asked} asked){scores}. For a model's numbers, run `vjt tag` with "

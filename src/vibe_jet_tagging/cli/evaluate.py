@@ -28,19 +28,32 @@ def _dataset_for(rows: list[dict[str, Any]], jets: str | None) -> Any:
     return None
 
 
-def evaluate_file(results: Path, out: Path, jets: str | None = None) -> dict[str, Any]:
-    """Build, print and write the report of a results file; returns the report."""
-    from ..report import build_report, read_rows, save_report, write_plots
+def evaluate_file(
+    results: Path,
+    out: Path,
+    jets: str | None = None,
+    *,
+    server: str | None = None,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Build, print and write the report of a results file; returns the report.
+
+    Writes ``report.json``, the plots and ``report.html`` (all of them, embedded) into ``out``;
+    ``server`` is the base URL the rows were tagged against, when they do not record it.
+    """
+    from ..report import build_report, read_rows, save_report, write_html, write_plots
 
     rows = read_rows(results)
     if not rows:
         raise CLIError(f"{results}: no result rows")
-    report = build_report(rows, _dataset_for(rows, jets))
+    report = build_report(rows, _dataset_for(rows, jets), server=server)
     out.mkdir(parents=True, exist_ok=True)
     save_report(report, out / "report.json")
     plots = write_plots(report, out)
+    page = write_html(report, out / "report.html", plots, command=command)
     print_report(report)
     say(f"report: {escape(str(out / 'report.json'))}")
+    say(f"page:   {escape(str(page))}")
     for plot in plots:
         say(f"plot:   {escape(str(plot))}")
     return report
@@ -49,12 +62,15 @@ def evaluate_file(results: Path, out: Path, jets: str | None = None) -> dict[str
 @app.command()
 def evaluate(
     results: Annotated[Path, typer.Argument(help="A results file from vjt tag.")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for report.json and plots.")] = Path(
-        "vjt-out"
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for report.json, plots, report.html.")
+    ] = Path("vjt-out"),
     jets: Annotated[
         str | None, typer.Option(help="The jets the results index (default: as recorded).")
     ] = None,
 ) -> None:
-    """Metrics with intervals beside the baselines, usage and latency; report.json and plots."""
-    evaluate_file(results, out, jets)
+    """Metrics with intervals beside the baselines, usage and latency.
+
+    Writes report.json, the plots and report.html (one self-contained page) into OUT.
+    """
+    evaluate_file(results, out, jets, command=f"vjt evaluate {results}")

@@ -13,7 +13,13 @@ JetsArg = Annotated[
     str,
     typer.Argument(help="An EnergyFlow-format .npz file, a folder of QG_jets*.npz, or 'sample'."),
 ]
-BaseUrl = Annotated[str | None, typer.Option(help="The vLLM server \\[env VJT_BASE_URL].")]
+BaseUrl = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="The vLLM server; repeat it for several servers of the same model, each request "
+        "going to the least busy \\[env VJT_BASE_URL, comma-separated]."
+    ),
+]
 Model = Annotated[str | None, typer.Option(help="Served model name \\[env VJT_MODEL].")]
 Effort = Annotated[
     str | None,

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -75,10 +76,15 @@ def check_template(name: str) -> None:
 
 @dataclass
 class Backend:
-    """The server a command talks to, and whether it is the emulated one."""
+    """The server(s) a command talks to, and whether it is the emulated one."""
 
-    url: str
+    urls: list[str]
     emulated: bool
+
+    @property
+    def url(self) -> str:
+        """The (first) server's URL."""
+        return self.urls[0]
 
     @property
     def kind(self) -> str:
@@ -101,16 +107,15 @@ def server(
     the emulated server is treated as such.
     """
     from ..errors import ModelNotServedError, ServerError
-    from ..server_info import fetch_server_info
+    from ..server_info import fetch_pool_info
 
     if not emulate:
-        url, model = settings.base_url, settings.model
-        try:
-            info = fetch_server_info(url, settings.api_key.get_secret_value())
-            info.require(model)
+        urls, model = settings.base_urls, settings.model
+        try:  # each server once; several must serve the same model
+            info = fetch_pool_info(urls, settings.api_key.get_secret_value(), model)
         except ModelNotServedError as exc:
             raise CLIError(
-                f"the server at {url} does not serve the model {model!r}; it serves "
+                f"the server at {exc.url} does not serve the model {model!r}; it serves "
                 f"{', '.join(map(repr, exc.served)) or 'nothing'}: pass one with --model "
                 "(VJT_MODEL)"
             ) from None
@@ -120,12 +125,12 @@ def server(
                 "(VJT_BASE_URL) at a running server, or pass --emulate to use the built-in "
                 "emulated server."
             ) from None
-        yield Backend(url, info.emulated)
+        yield Backend(urls, info.emulated)
         return
     from ..emulator import EmulatedServer
 
     with EmulatedServer(models=models or [settings.model], **emulator_options) as emulated:
-        yield Backend(emulated.base_url, True)
+        yield Backend([emulated.base_url], True)
 
 
 def make_tagger(
@@ -144,7 +149,7 @@ def make_tagger(
         store = ResultCache(results_dir(cache_root(settings.cache_dir), emulated=backend.emulated))
     return JetTagger(
         settings.model,
-        base_url=backend.url,
+        base_url=backend.urls if len(backend.urls) > 1 else backend.url,
         effort=settings.effort,
         temperature=settings.temperature,
         seed=settings.seed,
@@ -169,18 +174,32 @@ class RunStats:
     done: int = 0
     resumed: int = 0
     errors: int = 0
+    input_errors: int = 0  # this run's jets whose own data cannot be tagged
+    kept_input_errors: int = 0  # such jets' rows kept from a previous run
     cache_hits: int = 0
     tokens: int = 0
     started: float = field(default_factory=time.perf_counter)
+    servers: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def asked(self) -> int:
         """Jets sent to the server in this run."""
-        return self.done - self.cache_hits
+        return self.done - self.cache_hits - self.input_errors
+
+    @property
+    def invalid(self) -> int:
+        """Jets in the output that can never be tagged: their data is invalid."""
+        return self.input_errors + self.kept_input_errors
+
+    @property
+    def retryable(self) -> int:
+        """Jets of this run without label that a rerun asks again."""
+        return self.errors - self.input_errors
 
     def add(self, row: dict[str, Any]) -> None:
         self.done += 1
         self.errors += row.get("error") is not None
+        self.input_errors += row.get("error_kind") == "input"
         self.cache_hits += bool(row.get("cached"))
         if not row.get("cached"):
             self.tokens += row.get("tokens") or 0
@@ -193,7 +212,14 @@ class RunStats:
             for scale, unit in ((1e6, "M"), (1e3, "k"), (1, ""))
             if self.tokens >= scale or scale == 1
         )
-        return f"{self.errors} err · {self.cache_hits} cached · {tokens} tok · {rate:.1f} jets/s"
+        line = f"{self.errors} err · {self.cache_hits} cached · {tokens} tok · {rate:.1f} jets/s"
+        if len(self.servers) > 1:  # answered (failed) per server, by host:port
+            line += " · " + " ".join(
+                f"{urlsplit(s['base_url']).netloc} {s['ok']}"
+                + (f" ({s['failed']} failed)" if s["failed"] else "")
+                for s in self.servers
+            )
+        return line
 
 
 def _resumable(
@@ -201,28 +227,40 @@ def _resumable(
 ) -> tuple[dict[int, dict[str, Any]], int, int]:
     """Rows of a previous run to keep (by position), rows to ask again, rows dropped.
 
-    A row is kept when it is for a jet of the selection, has a label, and was made with the
-    same settings (same cache key) by the same kind of backend. Rows of jets without a label
-    are asked again; rows for other jets or made with other settings are dropped, never mixed.
+    A row is kept when it is for a jet of the selection, made by the same kind of backend, and
+    either has a label and the same settings (same cache key), or is an ``input`` error for a
+    jet whose data still fails the same way (asking again could never succeed). Other rows of
+    jets without a label are asked again; rows for other jets or made with other settings are
+    dropped, never mixed. The jets are read once, in order, and an invalid one stops nothing.
     """
     source = selection.source
     positions = {int(idx): p for p, idx in enumerate(np.asarray(selection.indices))}
-    kept: dict[int, dict[str, Any]] = {}
-    retry = dropped = 0
+    candidates: list[tuple[int, dict[str, Any]]] = []
+    dropped = 0
     for row in rows:
         p = positions.get(row.get("index"))  # type: ignore[arg-type]
-        same = (
-            p is not None
-            and row.get("source") == source
-            and row.get("backend", backend) == backend
-            and row.get("key") == tagger.key_for(selection[p])
-        )
-        if not same:
+        if p is None or row.get("source") != source or row.get("backend", backend) != backend:
+            dropped += 1
+        else:
+            candidates.append((p, row))
+    wanted = sorted({p for p, _ in candidates})
+    read = selection[np.array(wanted, dtype=np.intp)].jets_or_errors()
+    jets = dict(zip(wanted, read, strict=True))
+    kept: dict[int, dict[str, Any]] = {}
+    retry = 0
+    for p, row in candidates:
+        jet = jets[p]
+        if row.get("error_kind") == "input":
+            if isinstance(jet, ValueError) and str(jet) == row.get("error"):
+                kept.setdefault(p, row)
+            else:  # the jet's data changed since: tag it again
+                retry += 1
+        elif isinstance(jet, ValueError) or row.get("key") != tagger.key_for(jet):
             dropped += 1
         elif row.get("error") is not None:
             retry += 1
-        elif p not in kept:
-            kept[p] = row  # type: ignore[index]
+        else:
+            kept.setdefault(p, row)
     return kept, retry, dropped
 
 
@@ -253,13 +291,17 @@ def tag_to_file(
                 f"[yellow]dropping {dropped} rows of {escape(str(output))} made for other jets "
                 "or with other settings or server (they stay in the cache)[/]"
             )
+        invalid = sum(row.get("error") is not None for row in kept.values())
         if kept or retry:
             say(
-                f"resuming {escape(str(output))}: {len(kept)} jets already tagged, "
-                f"{retry} without label asked again"
+                f"resuming {escape(str(output))}: {len(kept) - invalid} jets already tagged, "
+                f"{invalid} with invalid data kept as they are, {retry} without label asked again"
             )
     todo = [p for p in range(len(selection)) if p not in kept]
-    stats = RunStats(resumed=len(kept))
+    stats = RunStats(
+        resumed=len(kept),
+        kept_input_errors=sum(row.get("error") is not None for row in kept.values()),
+    )
     jets = selection[np.array(todo, dtype=np.intp)] if todo else []
     breaker = Breaker(streak=max(tagger.max_concurrency, 1) + 10)
 
@@ -285,6 +327,7 @@ def tag_to_file(
             )
             writer.write(row)
             stats.add(row)
+            stats.servers = tagger.endpoint_stats()
             progress.update(task, advance=1, stats=stats.line())
             breaker.observe(row)
 

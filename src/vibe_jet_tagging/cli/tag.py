@@ -97,5 +97,15 @@ def tag(
         f"from before, {stats.cache_hits} from the cache, {stats.asked} asked), "
         f"{stats.errors} without label"
     )
-    if stats.errors:
+    if len(stats.servers) > 1:
+        say(
+            "per server: "
+            + ", ".join(
+                f"{escape(s['base_url'])} {s['ok']} answered, {s['failed']} failed"
+                for s in stats.servers
+            )
+        )
+    if stats.invalid:
+        say(f"[yellow]invalid data: {stats.invalid} jets cannot be tagged (their rows say why)[/]")
+    if stats.retryable:
         say("[yellow]rerun the same command to ask again for the jets without label[/]")

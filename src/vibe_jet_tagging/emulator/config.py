@@ -17,7 +17,17 @@ __all__ = [
 
 ReasoningField = Literal["reasoning", "reasoning_content", "both"]
 FaultKind = Literal[
-    "server_error", "rate_limit", "stall", "disconnect", "malformed_json", "truncation"
+    "server_error",
+    "rate_limit",
+    "stall",
+    "disconnect",
+    "malformed_json",
+    "truncation",
+    "contradiction",
+    "wrong_type",
+    "non_answer",
+    "digit_field",
+    "distracted_answer",
 ]
 FAULT_KINDS: tuple[str, ...] = FaultKind.__args__  # type: ignore[attr-defined]
 
@@ -55,6 +65,22 @@ class FaultRates(BaseModel):
     )
     truncation: float = Field(
         0.0, ge=0, le=1, description="answer cut short with finish_reason 'length'"
+    )
+    # Answer faults (see emulator.faults): the answer states no label, except distracted_answer.
+    contradiction: float = Field(
+        0.0, ge=0, le=1, description="JSON whose label disagrees with its quark_probability"
+    )
+    wrong_type: float = Field(
+        0.0, ge=0, le=1, description='JSON with wrong types ("quark_probability": "high")'
+    )
+    non_answer: float = Field(
+        0.0, ge=0, le=1, description="prose that hedges, refuses or holds only stray digits"
+    )
+    digit_field: float = Field(
+        0.0, ge=0, le=1, description="an answer whose only 0/1 is in a field name or other field"
+    )
+    distracted_answer: float = Field(
+        0.0, ge=0, le=1, description="prose stating a random label among distractors"
     )
 
     @model_validator(mode="after")

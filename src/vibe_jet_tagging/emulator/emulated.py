@@ -240,8 +240,14 @@ class EmulatedServer:
         return self._call("GET", "/stats")
 
     def reset_stats(self) -> dict[str, Any]:
-        """Zero the counters (``POST /stats/reset``)."""
+        """Zero the counters and forget the answers (``POST /stats/reset``)."""
         return self._call("POST", "/stats/reset", {})
+
+    def answers(self) -> list[dict[str, Any]]:
+        """The answers sent since the last reset (``GET /answers``), oldest first, each
+        ``{"content", "stated", "fault", "finish"}``: ``stated`` is the label the answer
+        states, or None when it states none (what a correct parser reads from it)."""
+        return self._call("GET", "/answers")
 
     def configure(self, **overrides: Any) -> EmulatorConfig:
         """Change settings while running (``POST /admin/config``), e.g. ``itl=0.01``.

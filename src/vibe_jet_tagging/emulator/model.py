@@ -18,6 +18,10 @@ observables, and writes text that looks like gpt-oss output around that number:
 - an answer in one of several free-text styles, or JSON for ``response_format``.
 - no jet in the message: a refusal without a label, so a client sees a parse failure.
 
+Each completion records the label its answer *states* (``Completion.stated``; ``None`` for a
+refusal, and after an answer fault of :mod:`~vibe_jet_tagging.emulator.faults` that leaves no
+decision): what a correct parser reads from it, and nothing else.
+
 Everything is seeded by (emulator seed, request seed, messages): the same request always gets
 the same answer.
 """
@@ -38,6 +42,7 @@ from .tokens import split_tokens
 
 __all__ = [
     "ANSWER_STYLES",
+    "AnswerRecord",
     "Completion",
     "generate",
     "jet_to_tag",
@@ -79,6 +84,8 @@ class Completion:
     quark_probability: float | None = None
     style: str = "refusal"
     rng: random.Random = field(default_factory=random.Random, repr=False)
+    stated: str | None = None
+    """The label the answer states ("quark"/"gluon"), or None when it states none."""
 
     @property
     def reasoning_text(self) -> str:
@@ -87,6 +94,28 @@ class Completion:
     @property
     def content_text(self) -> str:
         return "".join(self.content)
+
+
+@dataclass(frozen=True)
+class AnswerRecord:
+    """What the server sent for one completion: the answer and the label it states.
+
+    ``stated`` is None when the answer states no label (a refusal, a non-answer, JSON that
+    fails the schema or contradicts itself, a cut answer: ``finish`` "length").
+    """
+
+    content: str
+    stated: str | None
+    fault: str | None
+    finish: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "content": self.content,
+            "stated": self.stated,
+            "fault": self.fault,
+            "finish": self.finish,
+        }
 
 
 def last_user_text(messages: list[dict[str, Any]]) -> str:
@@ -345,10 +374,13 @@ def generate(
                     multiplicity=0,
                 )
             )[0]
-        return Completion(reasoning, split_tokens(text), rng=rng)
+        stated = None if kind == "json_object" else ("quark" if is_quark else "gluon")
+        return Completion(reasoning, split_tokens(text), rng=rng, stated=stated)
 
     p = 1.0 / (1.0 + math.exp(-(quark_logit(jet.multiplicity, jet.girth) + noise * epsilon)))
     is_quark = p >= 0.5
+    if not is_quark and round(p, 2) >= 0.5:
+        p = 0.49  # answers state p to 2 decimals: keep it on the label's side of 0.5
     label = "quark" if is_quark else "gluon"
     head, tail = _core_sentences(jet, label, p)
     reasoning = _pad(head, tail, target, _padding_sentences(jet, label), rng)
@@ -395,4 +427,5 @@ def generate(
         quark_probability=p,
         style=style,
         rng=rng,
+        stated=label,
     )

@@ -5,7 +5,8 @@ Routes, shaped like vLLM's OpenAI-compatible server serving gpt-oss:
 - ``POST /v1/chat/completions``: plain JSON or ``stream: true`` server-sent events
 - ``GET /v1/models``, ``GET /health`` (200, empty), ``GET /version``
 - ``GET /metrics``: Prometheus text with vLLM's names (``vllm:num_requests_running`` ...)
-- ``GET /stats`` (JSON counters), ``POST /stats/reset``
+- ``GET /stats`` (JSON counters), ``POST /stats/reset`` (also clears the answers)
+- ``GET /answers``: the last answers sent (up to ``ANSWER_LOG``), each with the label it states
 - ``GET /admin/config``, ``POST /admin/config`` (partial settings, merged; ``faults`` merges
   key by key): change latency, faults, queue size at run time.
 
@@ -31,8 +32,8 @@ from typing import Any, NoReturn
 from aiohttp import web
 
 from .config import EmulatorConfig
-from .faults import decide_fault, malform, truncate
-from .model import generate
+from .faults import corrupt, decide_fault
+from .model import AnswerRecord, generate
 from .protocol import ApiError, ChatRequest, effort_tokens, logprobs_for, parse_chat_request
 
 __all__ = ["EMULATED_ROOT", "EMULATED_VERSION", "EmulatorApp", "SlotQueue", "serve", "start_site"]
@@ -43,6 +44,9 @@ EMULATED_ROOT = "vibe-jet-tagging/emulated-heuristic"
 """The ``root`` of every model card: no weights, a physics heuristic."""
 
 logger = logging.getLogger(__name__)
+
+ANSWER_LOG = 100_000
+"""Answers kept for ``GET /answers`` (the oldest go first)."""
 
 
 class SlotQueue:
@@ -122,6 +126,7 @@ class EmulatorApp:
         self.queue = SlotQueue(self.config.max_num_seqs, self._observe_queue)
         self.started = int(time.time())
         self._request_number = 0
+        self.answers: deque[AnswerRecord] = deque(maxlen=ANSWER_LOG)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -136,6 +141,7 @@ class EmulatorApp:
                 web.get("/metrics", self.metrics),
                 web.get("/stats", self.get_stats),
                 web.post("/stats/reset", self.reset_stats),
+                web.get("/answers", self.get_answers),
                 web.get("/admin/config", self.get_config),
                 web.post("/admin/config", self.set_config),
             ]
@@ -212,7 +218,11 @@ class EmulatorApp:
 
     async def reset_stats(self, request: web.Request) -> web.Response:
         self.stats = Stats(max_running=self.queue.running, max_waiting=self.queue.waiting)
+        self.answers.clear()
         return web.json_response(self.stats_dict())
+
+    async def get_answers(self, request: web.Request) -> web.Response:
+        return web.json_response([a.as_dict() for a in self.answers])
 
     async def get_config(self, request: web.Request) -> web.Response:
         return web.json_response(self.config.model_dump(mode="json"))
@@ -335,12 +345,9 @@ class EmulatorApp:
             noise=config.noise,
             response_format=req.response_format,
         )
-        finish = "tool_calls" if req.tool_call else "stop"
-        if fault == "malformed_json":
-            malform(completion)
-        elif fault == "truncation":
-            truncate(completion)
-            finish = "length"
+        finish = corrupt(completion, fault)
+        if req.tool_call and finish == "stop":
+            finish = "tool_calls"
         reasoning, content = completion.reasoning, completion.content
         content_missing = False
         if req.max_tokens is not None and len(reasoning) + len(content) > req.max_tokens:
@@ -349,6 +356,8 @@ class EmulatorApp:
                 reasoning, content, content_missing = reasoning[: req.max_tokens], [], True
             else:
                 content = content[: req.max_tokens - len(reasoning)]
+        stated = completion.stated if finish == "stop" else None
+        self.answers.append(AnswerRecord("".join(content), stated, fault, finish))
         generated = len(reasoning) + len(content)
         itl = config.itl * (1 + config.itl_load_factor * max(0, self.queue.running - 1))
         usage = self._usage(req.prompt_tokens, len(reasoning), len(content), config)

@@ -1,0 +1,236 @@
+"""Reading a label out of a model's final answer: JSON as JSON, prose by its decision."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from instructor.core import IncompleteOutputException
+from instructor.mode import Mode
+from instructor.processing import handle_reask_kwargs, process_response
+from langchain_core.messages import BaseMessage, convert_to_messages
+from openai.types.chat import ChatCompletion
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ContradictionError, LabelParseError, TruncatedAnswerError
+from .prose import prose_decision, stated_probability, tail
+from .schema import CONTRADICTION, JetLabel, Label, check_consistent
+
+__all__ = [
+    "PARSER_VERSION",
+    "ParseStep",
+    "ParsedLabel",
+    "parse_label",
+    "read_answer",
+    "read_label",
+    "reask_messages",
+    "regex_label",
+    "validate_answer",
+]
+
+PARSER_VERSION = "2"
+"""Version of the parsing rules; part of every cache key. Bump it when the rules change.
+
+2: JSON is read as JSON only; prose needs an explicit decision; contradictions are errors."""
+
+ParseStep = Literal["schema", "reask", "regex"]
+
+
+class ParsedLabel(BaseModel):
+    """A label read from an answer, and the step that read it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    label: Label
+    quark_probability: float | None = Field(
+        None, description="the probability the answer stated, if it stated one"
+    )
+    step: ParseStep
+
+    @property
+    def value(self) -> int:
+        """1 for quark, 0 for gluon."""
+        return int(self.label == "quark")
+
+
+class NoDecisionError(ValueError):
+    """A prose answer states no decision (what the model is re-asked with)."""
+
+
+def _completion(content: str, finish_reason: str | None) -> ChatCompletion:
+    """An object shaped like the OpenAI completion instructor's functions expect."""
+    return ChatCompletion.model_validate(
+        {
+            "id": "answer",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "answer",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": finish_reason or "stop",
+                    "message": {"role": "assistant", "content": content},
+                }
+            ],
+        }
+    )
+
+
+def _truncated(content: str) -> TruncatedAnswerError:
+    return TruncatedAnswerError(
+        "the answer was cut at max_tokens (finish_reason 'length')"
+        + ("" if content.strip() else "; the reasoning used the whole budget"),
+        raw=content,
+    )
+
+
+def validate_answer(content: str, finish_reason: str | None = None) -> JetLabel:
+    """Validate the end of an answer against :class:`JetLabel` with instructor (mode MD_JSON).
+
+    Reads the last JSON object of the answer's last :data:`~.prose.TAIL_CHARS` characters
+    (also inside prose or a code fence). Raises :class:`TruncatedAnswerError` when the answer
+    was cut at ``max_tokens`` and pydantic's ``ValidationError`` when no valid JSON label is
+    found (also when the label and probability disagree: error type ``"contradiction"``).
+    """
+    if finish_reason == "length":
+        raise _truncated(content)
+    try:
+        return process_response(
+            _completion(tail(content), finish_reason),
+            response_model=JetLabel,
+            stream=False,
+            mode=Mode.MD_JSON,
+        )
+    except IncompleteOutputException:
+        raise _truncated(content) from None
+
+
+def _preview(content: str) -> str:
+    end = " ".join(tail(content)[-200:].split())
+    return ("…" if len(content) > 200 else "") + end[-160:]
+
+
+def _is_contradiction(error: Exception) -> bool:
+    return isinstance(error, ValidationError) and any(
+        e["type"] == CONTRADICTION for e in error.errors()
+    )
+
+
+def read_label(content: str, finish_reason: str | None = None) -> ParsedLabel:
+    """The label an answer states, read from its last :data:`~.prose.TAIL_CHARS` characters.
+
+    - ``finish_reason == "length"``: :class:`TruncatedAnswerError`, whatever the text.
+    - JSON (the end holds a ``{``): instructor validation of the last JSON object against
+      :class:`JetLabel`, and nothing else. A failure raises :class:`LabelParseError`
+      (:class:`ContradictionError` when the label and probability disagree) whose ``reask``
+      is the validation error; the text is never searched for a label.
+    - Prose: the explicit decision (:func:`~.prose.prose_decision`), checked against any
+      quark probability the prose states. No decision raises :class:`LabelParseError`
+      whose ``reask`` asks for the JSON answer.
+
+    The work is bounded by the tail's length, not the answer's, so this is safe to call on
+    the event loop whatever the server sent.
+    """
+    if finish_reason == "length":
+        raise _truncated(content)
+    end = tail(content)
+    if "{" in end:
+        try:
+            answer = validate_answer(content, finish_reason)
+        except ValueError as error:  # pydantic ValidationError, instructor's JSON errors
+            if _is_contradiction(error):
+                raise ContradictionError(
+                    f"the answer contradicts itself: {error.errors()[0]['msg']}: "
+                    f"{_preview(content)!r}",
+                    raw=content,
+                    reask=error,
+                ) from None
+            raise LabelParseError(
+                f"the answer's JSON is not a valid label ({_first_error(error)}): "
+                f"{_preview(content)!r}",
+                raw=content,
+                reask=error,
+            ) from None
+        return ParsedLabel(
+            label=answer.label, quark_probability=answer.quark_probability, step="schema"
+        )
+    reading = prose_decision(end)
+    if reading.label is None:
+        reask = NoDecisionError(
+            f"{reading.why}. Reply with only a JSON object: "
+            '{"label": "quark" or "gluon", "quark_probability": a number from 0 to 1}'
+        )
+        raise LabelParseError(
+            f"no label in the answer ({reading.why}): {_preview(content)!r}",
+            raw=content,
+            reask=reask,
+        )
+    probability = stated_probability(end)
+    try:
+        check_consistent(reading.label, probability)
+    except ValueError as error:
+        raise ContradictionError(
+            f"the answer contradicts itself: it decides {reading.label} but states quark "
+            f"probability {probability}: {_preview(content)!r}",
+            raw=content,
+            reask=NoDecisionError(str(error)),
+        ) from None
+    return ParsedLabel(label=reading.label, quark_probability=probability, step="regex")  # type: ignore[arg-type]
+
+
+def _first_error(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return f"{where}: {first['msg']}" if where else first["msg"]
+    return str(error).splitlines()[0][:120]
+
+
+def read_answer(
+    content: str, finish_reason: str | None, *, allow_reask: bool
+) -> ParsedLabel | Exception:
+    """Read a label (:func:`read_label`), or return the error to re-ask the model with.
+
+    With ``allow_reask``, an answer whose JSON fails the schema, that contradicts itself, or
+    whose prose states no decision returns the error to show the model (see
+    :func:`reask_messages`); without it, or for a truncated answer, :class:`LabelParseError`
+    is raised.
+    """
+    try:
+        return read_label(content, finish_reason)
+    except LabelParseError as error:
+        if allow_reask and error.reask is not None:
+            return error.reask
+        raise
+
+
+def regex_label(text: str) -> ParsedLabel | None:
+    """The label a prose answer explicitly decides, or ``None`` (see :mod:`.prose`).
+
+    Text holding a JSON object, and decisions contradicting a stated probability, give None.
+    """
+    try:
+        parsed = read_label(text)
+    except LabelParseError:
+        return None
+    return parsed if parsed.step == "regex" else None
+
+
+def parse_label(text: str) -> ParsedLabel:
+    """The label in a final answer: JSON validated against the schema, or prose's decision.
+
+    Returns the label, the quark probability when the answer gave one, and the step
+    (``"schema"`` or ``"regex"``). Raises :class:`LabelParseError` (or
+    :class:`ContradictionError`) when the text states no label.
+    """
+    return read_label(text)
+
+
+def reask_messages(messages: list[BaseMessage], answer: str, error: Exception) -> list[BaseMessage]:
+    """``messages`` plus the bad answer and a request to correct it, as instructor re-asks.
+
+    The answer is shown as the parser read it: its last :data:`~.prose.TAIL_CHARS` characters.
+    """
+    extra = handle_reask_kwargs(
+        {"messages": []}, Mode.MD_JSON, _completion(tail(answer), "stop"), error
+    )["messages"]
+    return [*messages, *convert_to_messages(extra)]
