@@ -39,7 +39,7 @@ from ._sync import iterate_sync, run_sync
 from .cache import ResultCache
 from .config import SelectorName, api_settings
 from .endpoints import SERVER_HEADER
-from .errors import ConfigError, ServerError
+from .errors import ConfigError, ModelNotServedError, ServerError
 from .formats import JetFormat
 from .jets import Jet
 from .model import DEFAULT_BASE_URL, ChatVLLM, Effort, reasoning_of
@@ -506,6 +506,8 @@ class JetTagger(Runnable[JetInput, TagResult]):
             error = TagError(kind=exc.kind, message=str(exc), raw_answer=exc.raw)
         except openai.APIError as exc:
             error = _server_error(exc, self.base_url)
+        except ModelNotServedError as exc:  # what vLLM answers with 404: asking again fails
+            error = TagError(kind="server", message=str(exc), status=404)
         except ServerError as exc:  # the server's /models could not be read
             error = TagError(kind="connection", message=str(exc))
         else:

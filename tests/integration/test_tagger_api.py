@@ -68,17 +68,26 @@ def test_with_retry_retries_only_errors_that_can_pass(emulator, fresh_emulator):
         flaky.with_retry(stop_after_attempt=3, wait_exponential_jitter=False).invoke(JET)
     assert failing.stats()["requests_total"] == 3
 
-    emulator.reset_stats()
     unknown = JetTagger(
         "no-such-model", base_url=emulator.base_url, max_retries=0, template="zero_shot",
         cache=None,
     )  # fmt: skip
-    with pytest.raises(TaggingError, match="HTTP 404") as raised:
+    with pytest.raises(TaggingError, match="does not serve 'no-such-model'") as raised:
         unknown.with_retry(stop_after_attempt=3, wait_exponential_jitter=False).invoke(JET)
+    assert not raised.value.transient
+    assert raised.value.result.error.status == 404
+
+    emulator.reset_stats()
+    refused = JetTagger(  # vLLM refuses max_tokens beyond the context: HTTP 400
+        base_url=emulator.base_url, max_tokens=10**7, max_retries=0, template="zero_shot",
+        cache=None,
+    )  # fmt: skip
+    with pytest.raises(TaggingError, match="HTTP 400") as raised:
+        refused.with_retry(stop_after_attempt=3, wait_exponential_jitter=False).invoke(JET)
     assert not raised.value.transient
     assert emulator.stats()["requests_total"] == 1  # asked once: it cannot pass
 
-    everything = unknown.with_retry(
+    everything = refused.with_retry(
         retry_if_exception_type=(TaggingError,), stop_after_attempt=2,
         wait_exponential_jitter=False,
     )  # fmt: skip

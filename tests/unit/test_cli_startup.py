@@ -82,7 +82,7 @@ def test_version() -> None:
 
 def test_help_names_the_environment_and_the_long_effort_flag() -> None:
     out, _, _ = run_cli("tag", "--help", columns=300)  # one line per option
-    for hint in ("[env VJT_BASE_URL]", "[env VJT_MODEL]", "[env VJT_EFFORT]"):
+    for hint in ("[env VJT_BASE_URL or OPENAI_BASE_URL", "[env VJT_MODEL]", "[env VJT_EFFORT]"):
         assert hint in out
     assert "--reasoning-effort" in out
 

@@ -14,6 +14,7 @@ import os
 from typing import Any
 from unittest import mock
 
+import pytest
 from langchain_core.language_models import BaseChatModel
 from langchain_core.load import dumpd, load
 from langchain_tests.unit_tests import ChatModelUnitTests
@@ -55,13 +56,18 @@ class TestChatVLLMStandard(ChatModelUnitTests):
     def supports_json_mode(self) -> bool:
         return True
 
+    @pytest.mark.xfail(
+        reason="langchain-core's load(allowed_objects='all') revives only the classes on its "
+        "own allowlist (langchain_core.load.mapping: its partner packages), so ChatVLLM, a "
+        "class of another package, fails the round trip there; test_serdes_when_named shows "
+        "it serializes and revives when named",
+        strict=True,
+    )
     def test_serdes(self, model: BaseChatModel, snapshot: SnapshotAssertion) -> None:
-        """The standard test, but revived with ``allowed_objects=[ChatVLLM]``.
+        super().test_serdes(model, snapshot)
 
-        The standard version loads with ``allowed_objects="all"``, which langchain-core limits
-        to the classes on its own allowlist (``langchain_core.load.mapping``: its partner
-        packages); a class of another package is revived only when named, as here.
-        """
+    def test_serdes_when_named(self, model: BaseChatModel, snapshot: SnapshotAssertion) -> None:
+        """The standard round trip, reviving with ``allowed_objects=[ChatVLLM]``."""
         env_params, _, _ = self.init_from_env_params
         with mock.patch.dict(os.environ, env_params):
             serialized = dumpd(model)

@@ -17,7 +17,7 @@ BaseUrl = Annotated[
     list[str] | None,
     typer.Option(
         help="The vLLM server; repeat it for several servers of the same model, each request "
-        "going to the least busy \\[env VJT_BASE_URL, comma-separated]."
+        "going to the least busy \\[env VJT_BASE_URL or OPENAI_BASE_URL, comma-separated]."
     ),
 ]
 Model = Annotated[str | None, typer.Option(help="Served model name \\[env VJT_MODEL].")]
