@@ -225,6 +225,8 @@ class JetTagger(Runnable[JetInput, TagResult]):
         }
         if given_model:
             ignored = [name for name, value in request.items() if value is not None]
+            if reasoning_effort is not None or effort is not None:
+                ignored.append("reasoning_effort")
             if ignored:
                 raise ConfigError(
                     f"{', '.join(ignored)}: set these on the chat model passed as `model`"

@@ -157,6 +157,8 @@ def test_an_invalid_environment_variable_is_named(monkeypatch) -> None:
 def test_request_settings_beside_a_model_object_are_refused() -> None:
     with pytest.raises(ConfigError, match="base_url, timeout: set these on the chat model"):
         JetTagger(ChatVLLM(), base_url="http://x/v1", timeout=3)
+    with pytest.raises(ConfigError, match="reasoning_effort: set these on the chat model"):
+        JetTagger(ChatVLLM(), effort="low")
 
 
 def test_a_prompt_template_can_be_given_whole() -> None:
