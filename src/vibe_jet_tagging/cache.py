@@ -28,6 +28,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGeneration, Generation
 from pydantic import ValidationError
 
+from .filesystems import warn_if_network_filesystem
 from .results import TagResult
 
 __all__ = [
@@ -87,6 +88,7 @@ def _open(directory: Path, size_limit: int) -> diskcache.Cache:
         directory.chmod(0o700)
     except PermissionError:
         logger.warning("cannot restrict %s to its owner (mode 0700)", directory)
+    warn_if_network_filesystem(directory)  # SQLite on NFS/Lustre/GPFS: one warning line
     return diskcache.Cache(str(directory), disk=JSONOnlyDisk, timeout=60, size_limit=size_limit)
 
 
