@@ -24,6 +24,7 @@ BENCHMARKS = [
     ["memory.py"],
     ["effort.py"],
     ["parsing.py"],
+    ["gpu_cost.py"],
 ]
 
 

@@ -30,6 +30,9 @@ Fixtures
     or the server named by ``VJT_REAL_BASE_URL`` and ``VJT_REAL_MODEL``. Skipped, with the
     command that builds it, when there is none. Tests that use it are marked ``real_vllm``;
     ``pytest`` leaves them out, ``pytest -m real_vllm`` runs only them.
+``read_only`` (function scope)
+    ``read_only(folder)``: nothing can be created in ``folder`` until the test ends, even by
+    root (``chattr +i`` then, since root ignores permissions); skips the test if that fails.
 ``make_jet`` (session scope)
     ``make_jet(kind="quark"|"gluon", seed=0) -> Jet``: a synthetic jet whose multiplicity and
     width follow the quark or gluon distributions of STACK_NOTES (no generator needed).
@@ -40,6 +43,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shutil
+import subprocess
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -88,6 +93,28 @@ def fresh_emulator() -> Iterator[Callable[..., EmulatedServer]]:
     yield make
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def read_only() -> Iterator[Callable[[Path], None]]:
+    """``read_only(folder)``: a folder nothing can be written to (see the module doc)."""
+    undo: list[Callable[[], Any]] = []
+
+    def make(folder: Path) -> None:
+        if os.getuid() != 0:
+            folder.chmod(0o500)
+            undo.append(lambda: folder.chmod(0o700))
+            return
+        if shutil.which("chattr") is None:
+            pytest.skip("root ignores permissions, and no chattr to make a folder read-only")
+        done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False)
+        if done.returncode != 0:
+            pytest.skip(f"chattr +i failed: {done.stderr.decode().strip()}")
+        undo.append(lambda: subprocess.run(["chattr", "-i", str(folder)], check=True))
+
+    yield make
+    for step in undo:
+        step()
 
 
 def synthetic_jet(kind: str = "quark", seed: int = 0) -> Jet:
@@ -152,6 +179,8 @@ class ServerUnderTest:
     """HTTP 400s the tests asked for on purpose (oversized requests...)."""
     tagged: Counter = field(default_factory=Counter)
     """Jets tagged through this server in the session, by outcome (label or error kind)."""
+    prefix_cache: str | None = None
+    """What the few-shot prefix-cache measurement found (a line of the summary)."""
 
     @property
     def url(self) -> str:
@@ -212,9 +241,10 @@ def real_vllm() -> Iterator[ServerUnderTest]:
 
 @pytest.fixture(scope="session")
 def emulated_contract_server() -> Iterator[ServerUnderTest]:
-    """The emulated server set up like the real tier's (model ``smollm2``, context 8192)."""
+    """The emulated server set up like the real tier's (model ``smollm2``, context 8192,
+    KV-cache blocks of 128 tokens as in vLLM's CPU build)."""
     context = real_vllm_script().MAX_MODEL_LEN
-    with EmulatedServer(models=["smollm2"], max_model_len=context) as emulated:
+    with EmulatedServer(models=["smollm2"], max_model_len=context, block_size=128) as emulated:
         yield ServerUnderTest("emulated", emulated.base_url, "smollm2", context=context)
 
 
@@ -261,6 +291,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
                 f"HTTP 400 in the server log: {in_log}, of which {server.expected_400} asked for "
                 "on purpose by the contract tests"
             )
+        if server.prefix_cache:
+            lines.append(server.prefix_cache)
         terminalreporter.write_sep("-", "real vLLM tier")
         for line in lines:
             terminalreporter.write_line(line)

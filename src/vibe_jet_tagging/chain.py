@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import math
+import random
 import threading
 import time
 import weakref
@@ -118,6 +119,22 @@ def _server_error(exc: openai.APIError, url: str | None) -> TagError:
     return TagError(kind="server", message=f"the model server{where} failed: {exc}")
 
 
+class MalformedResponseError(ServerError):
+    """The server answered HTTP 200 with a body that is no chat completion, retries included."""
+
+
+# What converting a 200 body that is no chat completion raises (the SDK or langchain-openai):
+# ValueError (not JSON, a str body), TypeError (choices null or missing), IndexError (no
+# choices), KeyError/AttributeError (fields missing).
+_MALFORMED = (ValueError, TypeError, LookupError, AttributeError)
+
+
+def _backoff(attempt: int) -> float:
+    """Seconds before retry ``attempt + 1``: the OpenAI SDK's schedule (0.5 s doubling to 8 s,
+    up to a quarter less at random)."""
+    return min(0.5 * 2**attempt, 8.0) * (1 - 0.25 * random.random())
+
+
 def _model_settings(model: BaseChatModel) -> dict[str, Any]:
     """What about the model shapes its answers (not where it is served)."""
     if hasattr(model, "model_name"):
@@ -171,8 +188,9 @@ class JetTagger(Runnable[JetInput, TagResult]):
         logprobs: request token logprobs and report a logprob-based quark probability.
         cache: a :class:`ResultCache`, a folder, ``True`` for the default folder
             (``<cache_dir>/results``), or ``None``/``False`` for none. The key leaves out the
-            server's URL (the same model anywhere gives the same answer), so keep the emulated
-            server's answers in a cache of their own, as ``vjt`` does (``results-emulated``).
+            server's URL (the same model anywhere gives the same answer) but holds what the
+            server is (see :attr:`settings_key`), so the emulated server's answers, or another
+            model's, are never served for this one.
         refresh: ignore cached results (and overwrite them).
         max_concurrency: requests in flight at once in ``abatch`` when the config sets none
             (default 64).
@@ -285,9 +303,11 @@ class JetTagger(Runnable[JetInput, TagResult]):
         self.max_concurrency = settings.concurrency
         if cache is True:
             folder = settings.cache_dir
-            cache = ResultCache(folder / "results") if folder else ResultCache()
+            cache = ResultCache(
+                folder / "results" if folder else None, shared=settings.shared_cache
+            )
         elif isinstance(cache, str | Path):
-            cache = ResultCache(cache)
+            cache = ResultCache(cache, shared=settings.shared_cache)
         self.cache: ResultCache | None = cache if isinstance(cache, ResultCache) else None
 
         self._call_options: dict[str, Any] | None = None
@@ -295,7 +315,8 @@ class JetTagger(Runnable[JetInput, TagResult]):
         self._server_lock = threading.Lock()
         self._prompt = RunnableLambda(self.prompt_template.messages, name="prompt")
         self.parser = JetLabelParser(name="parse_label")
-        self.settings_key = self._settings_key()
+        self._settings_key_value: str | None = None
+        self._key_lock = threading.Lock()
         self._inflight: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[str, asyncio.Future[TagResult]]
         ] = weakref.WeakKeyDictionary()
@@ -407,6 +428,24 @@ class JetTagger(Runnable[JetInput, TagResult]):
         self._call_options = options
         return options
 
+    def _server_identity(self) -> dict[str, Any] | None:
+        """What answers: emulated or not, the served weights, the output constraint sent.
+
+        ``None`` for a chat model that is not an OpenAI-compatible client (no server to ask).
+        Raises :class:`~vibe_jet_tagging.errors.ServerError` when the server cannot be read.
+        """
+        info = self.server_info()
+        if info is None:
+            return None
+        card = info.card(self.model_name)
+        body = self._options().get("extra_body") or {}
+        constraint = next((c for c in ("structured_outputs", "response_format") if c in body), None)
+        return {
+            "emulated": info.emulated,
+            "root": None if card is None else card.root,
+            "constraint": constraint,
+        }
+
     def _settings_key(self) -> str:
         settings = {
             "prompt": self.prompt.fingerprint,
@@ -417,8 +456,28 @@ class JetTagger(Runnable[JetInput, TagResult]):
             "schema": SCHEMA_VERSION,
             "parser": PARSER_VERSION,
         }
+        server = self._server_identity()
+        if server is not None:
+            settings["server"] = server
         blob = json.dumps(settings, sort_keys=True, default=str).encode()
         return hashlib.blake2b(blob, digest_size=12).hexdigest()
+
+    @property
+    def settings_key(self) -> str:
+        """The part of every cache key that the tagger's settings make, computed once.
+
+        It holds the prompt, the model settings and, for a model server, what the server is
+        (:meth:`server_info`, asked once): whether it is the emulated one, the weights it
+        serves (``root``) and the output constraint the requests carry. So an answer cached
+        from one server is never served for another model or the emulator, whichever API
+        wrote it. Raises :class:`~vibe_jet_tagging.errors.ServerError` (nothing kept) while
+        the server cannot be read.
+        """
+        if self._settings_key_value is None:
+            with self._key_lock:
+                if self._settings_key_value is None:
+                    self._settings_key_value = self._settings_key()
+        return self._settings_key_value
 
     def key_for(self, jet: Jet) -> str:
         """The cache key of ``jet`` under this tagger's settings (its examples included)."""
@@ -469,12 +528,41 @@ class JetTagger(Runnable[JetInput, TagResult]):
     async def _ask(
         self, messages: list[BaseMessage], config: RunnableConfig
     ) -> tuple[AIMessage, float]:
+        """One model call; a 200 whose body is no chat completion is retried like a 5xx.
+
+        The OpenAI SDK retries 5xx, 429 and connection errors itself, but takes any 200 as an
+        answer; a body that is not a chat completion (not JSON, no ``choices``...) then fails
+        in the conversion. It is asked again up to the model's ``max_retries`` with the SDK's
+        backoff, then raises :class:`MalformedResponseError` (an error of kind ``server``).
+        """
         options = self._call_options
         if options is None:
             options = await asyncio.to_thread(self._options)
+        retries = (getattr(self.model, "max_retries", None) or 0) if self._served else 0
         start = time.perf_counter()
-        message = await self.model.ainvoke(messages, config, **options)
+        for attempt in range(retries + 1):
+            try:
+                message = await self.model.ainvoke(messages, config, **options)
+                break
+            except _MALFORMED as exc:
+                if not self._served:
+                    raise
+                if attempt == retries:
+                    said = " ".join(str(exc).split())[:200]
+                    raise MalformedResponseError(
+                        f"the model server at {self.base_url} answered HTTP 200 with a body "
+                        f"that is not a chat completion, {attempt + 1} times in a row "
+                        f"({type(exc).__name__}: {said})",
+                        url=self.base_url,
+                    ) from exc
+                logger.info("malformed answer from %s, asking again: %s", self.base_url, exc)
+                await asyncio.sleep(_backoff(attempt))
         return message, time.perf_counter() - start
+
+    @property
+    def _served(self) -> bool:
+        """Whether the model is an OpenAI-compatible client of a server."""
+        return isinstance(self.model, BaseChatOpenAI)
 
     async def _atag(
         self, jet: Jet, key: str, config: RunnableConfig, run_manager: Any
@@ -510,6 +598,8 @@ class JetTagger(Runnable[JetInput, TagResult]):
             error = _server_error(exc, self.base_url)
         except ModelNotServedError as exc:  # what vLLM answers with 404: asking again fails
             error = TagError(kind="server", message=str(exc), status=404)
+        except MalformedResponseError as exc:
+            error = TagError(kind="server", message=str(exc), status=200)
         except ServerError as exc:  # the server's /models could not be read
             error = TagError(kind="connection", message=str(exc))
         else:
@@ -545,7 +635,13 @@ class JetTagger(Runnable[JetInput, TagResult]):
 
     async def _arun(self, jet: Jet, run_manager: Any, config: RunnableConfig) -> TagResult:
         """Cache lookup, then one request per key in flight (duplicates wait for it)."""
-        key = self.key_for(jet)
+        try:
+            if self._settings_key_value is None:  # asks the server once: not on the loop
+                await asyncio.to_thread(lambda: self.settings_key)
+            key = self.key_for(jet)
+        except ServerError as exc:  # the server's /models could not be read
+            error = TagError(kind="connection", message=str(exc))
+            raise TaggingError(self._result(jet, "", error=error)) from None
         hit = self._lookup(key, jet)
         if hit is not None:
             return hit
@@ -667,15 +763,21 @@ class JetTagger(Runnable[JetInput, TagResult]):
         """Coerce a chunk of inputs and look them up together: hits, errors, or jets to run."""
         out: list[tuple[int, Any]] = []
         keys: dict[int, str] = {}
+        try:
+            self.settings_key  # noqa: B018 (asks the server once)
+            keyed = True
+        except ServerError:  # each jet then fails with this error in _arun
+            keyed = False
         for i in range(start, min(start + _PREPARE_CHUNK, len(inputs))):
             try:
                 jet = Jet.coerce(inputs[i])
             except ValueError as exc:
                 out.append((i, exc))
                 continue
-            keys[i] = self.key_for(jet)
+            if keyed:
+                keys[i] = self.key_for(jet)
             out.append((i, jet))
-        if self.cache is not None and not self.refresh:
+        if keys and self.cache is not None and not self.refresh:
             hits = self.cache.get_many(keys.values())
             out = [
                 (i, hits[keys[i]].model_copy(update={"cached": True, "index": item.index}))

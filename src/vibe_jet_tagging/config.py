@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     temperature: float | None = Field(None, ge=0, le=2)
     seed: int | None = None
     cache_dir: Path | None = None
+    shared_cache: bool = False
+    """Use a cache folder others can write to (refused otherwise: see ``cache``)."""
 
     @property
     def base_urls(self) -> list[str]:

@@ -282,6 +282,8 @@ class NearestExampleSelector(JetExampleSelector):
 
     Distances use the observables of :func:`jet_observables` except the jet's pt, rapidity
     and azimuth, each scaled to unit variance over the pool; the target is excluded by key.
+    The examples differ from jet to jet, so the prompt part every jet shares (what vLLM's
+    prefix cache can serve) is only the system message.
     """
 
     _features = tuple(o for o in OBSERVABLES if o not in ("pt", "rapidity", "phi"))

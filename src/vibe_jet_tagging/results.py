@@ -36,9 +36,15 @@ class Usage(BaseModel):
     ``reasoning_tokens`` (many vLLM versions send null), they are estimated by splitting
     ``output_tokens`` in the ratio of the reasoning and answer lengths, and
     ``reasoning_estimated`` says so.
+
+    ``cached_input_tokens`` are the input tokens the server served from its prefix cache
+    (``usage.prompt_tokens_details.cached_tokens``: vLLM sends it when started with
+    ``--enable-prompt-tokens-details``); the GPU prefilled only the rest
+    (:attr:`uncached_input_tokens`). ``None`` means the server did not say, never 0.
     """
 
     input_tokens: int = 0
+    cached_input_tokens: int | None = None
     output_tokens: int = 0
     reasoning_tokens: int = 0
     reasoning_estimated: bool = False
@@ -49,9 +55,15 @@ class Usage(BaseModel):
         """Input plus output tokens."""
         return self.input_tokens + self.output_tokens
 
+    @property
+    def uncached_input_tokens(self) -> int:
+        """Input tokens the server had to prefill (all of them when it did not say)."""
+        return self.input_tokens - (self.cached_input_tokens or 0)
+
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             input_tokens=self.input_tokens + other.input_tokens,
+            cached_input_tokens=_add_known(self.cached_input_tokens, other.cached_input_tokens),
             output_tokens=self.output_tokens + other.output_tokens,
             reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
             reasoning_estimated=self.reasoning_estimated or other.reasoning_estimated,
@@ -70,13 +82,20 @@ class Usage(BaseModel):
             answer = message.text if hasattr(message, "text") else str(message.content)
             chars = len(reasoning) + len(answer)
             reported = round(output * len(reasoning) / chars) if chars else 0
+        cached = (meta.get("input_token_details") or {}).get("cache_read")
         return cls(
             input_tokens=int(meta.get("input_tokens") or 0),
+            cached_input_tokens=None if cached is None else int(cached),
             output_tokens=output,
             reasoning_tokens=int(reported),
             reasoning_estimated=estimated and output > 0,
             requests=1,
         )
+
+
+def _add_known(a: int | None, b: int | None) -> int | None:
+    """The sum of what is known: ``None`` only when neither side is."""
+    return None if a is None and b is None else (a or 0) + (b or 0)
 
 
 class TagError(BaseModel):

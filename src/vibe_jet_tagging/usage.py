@@ -134,11 +134,17 @@ class UsageTotals(BaseModel):
     cost: float = 0.0
     latency: float = Field(0.0, description="seconds in model requests, summed over jets")
 
-    def per_jet(self) -> dict[str, float]:
-        """Tokens, cost and request seconds per jet that was paid for (not a cache hit)."""
+    def per_jet(self) -> dict[str, float | None]:
+        """Tokens, cost and request seconds per jet that was paid for (not a cache hit).
+
+        ``cached_input_tokens`` (of the input tokens, those from the server's prefix cache)
+        is ``None`` when no server said.
+        """
         paid = max(self.jets - self.cache_hits, 1)
+        cached = self.usage.cached_input_tokens
         return {
             "input_tokens": self.usage.input_tokens / paid,
+            "cached_input_tokens": None if cached is None else cached / paid,
             "output_tokens": self.usage.output_tokens / paid,
             "reasoning_tokens": self.usage.reasoning_tokens / paid,
             "cost": self.cost / paid,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from typing import Any
 
 import httpx
@@ -112,7 +113,54 @@ def test_completion_shape(server) -> None:
     assert 0 < usage["completion_tokens"] <= 8
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     details = usage.get("prompt_tokens_details")
-    assert details is None or isinstance(details["cached_tokens"], int)
+    assert details is None or 0 <= details["cached_tokens"] <= usage["prompt_tokens"]
+
+
+# -- the prefix cache -----------------------------------------------------------------------------
+
+
+def metrics(server) -> dict[str, float]:
+    """``/metrics`` as ``{name: value}``, summed over label sets; ``block_size`` from the
+    cache's configuration (vLLM's ``vllm:cache_config_info``)."""
+    out: dict[str, float] = {}
+    for line in httpx.get(f"{server.url}/metrics", timeout=30).text.splitlines():
+        match = re.match(r"([\w:]+)(\{.*\})? (\S+)$", line)
+        if match and not line.startswith("#"):
+            name, labels, value = match.groups()
+            out[name] = out.get(name, 0.0) + float(value)
+            if name == "vllm:cache_config_info":
+                out["block_size"] = float(re.search(r'block_size="(\d+)"', labels).group(1))
+    return out
+
+
+def test_a_repeated_prompt_is_served_from_the_prefix_cache(server) -> None:
+    """vLLM caches full blocks of prompt tokens; the last token is always computed again."""
+    # A few blocks of the CPU build's 128 tokens; the random head keeps earlier runs out.
+    listing = "\n".join(
+        f"pt={3.1 * i:.3f} dy={0.01 * i:.3f} dphi={-0.02 * i:.3f}" for i in range(40)
+    )
+    content = f"Run {uuid.uuid4().hex}. Count the particles of this jet:\n{listing}"
+    body = {"messages": [{"role": "user", "content": content}], "max_tokens": 1, "temperature": 0}
+    before = metrics(server)
+    first, second = (post(server, body).json()["usage"] for _ in range(2))
+    details = second["prompt_tokens_details"]
+    if details is None and server.kind == "real":
+        pytest.skip("start vLLM with --enable-prompt-tokens-details (usage reports no cache)")
+    n, size = second["prompt_tokens"], int(before["block_size"])
+    assert first["prompt_tokens"] == n > 2 * size
+    assert first["prompt_tokens_details"]["cached_tokens"] == 0
+    assert details["cached_tokens"] == (n - 1) // size * size
+    assert 0 < details["cached_tokens"] <= n
+    streamed = events(
+        post(server, {**body, "stream": True, "stream_options": {"include_usage": True}})
+    )
+    assert (
+        streamed[-2]["usage"]["prompt_tokens_details"]["cached_tokens"] == details["cached_tokens"]
+    )
+    after = metrics(server)
+    queries = after["vllm:prefix_cache_queries_total"] - before["vllm:prefix_cache_queries_total"]
+    hits = after["vllm:prefix_cache_hits_total"] - before["vllm:prefix_cache_hits_total"]
+    assert queries >= 3 * n and hits >= 2 * details["cached_tokens"]
 
 
 @pytest.mark.parametrize("name", ["max_tokens", "max_completion_tokens"])

@@ -146,12 +146,13 @@ def test_tag_writes_one_row_per_jet_and_a_rerun_asks_nothing(tmp_path, fresh_emu
     assert read_jsonl(out) == rows
     assert "60 kept from before, 0 from the cache, 0 asked" in second.stderr
 
-    # The same file with another effort: its rows are dropped, never mixed.
+    # The same file with another effort: its rows move to the side file, never mixed.
     third = ok(vjt(*args, "--effort", "low", cwd=tmp_path))
-    assert "dropping 60 rows" in third.stderr
+    assert f"moved 60 rows of {out} made for other jets or with other settings" in third.stderr
     low = read_jsonl(out)
     assert len(low) == 60 and {r["effort"] for r in low} == {"low"}
     assert {r["effort"] for r in rows} == {"medium"}
+    assert read_jsonl(tmp_path / "out.set-aside.jsonl") == rows
     assert server.stats()["requests_total"] == 60
 
 
@@ -607,3 +608,201 @@ def test_cache_folder_follows_the_settings(tmp_path, monkeypatch):
     assert cache_root() == tmp_path / "mine"
     assert cache_root(tmp_path / "flag") == tmp_path / "flag"  # --dir beats both
     assert results_dir(cache_root(), emulated=False) == tmp_path / "mine" / "results"
+
+
+# -- nothing lost: rows of other settings -----------------------------------------------------
+
+
+def in_order(rows: list[dict]) -> list[dict]:
+    """Rows by jet index (a run writes them in the order the jets finish)."""
+    return sorted(rows, key=lambda row: row["index"])
+
+
+def test_rows_of_other_settings_move_aside_and_come_back_even_without_cache(
+    tmp_path, fresh_emulator
+):
+    server = fresh_emulator()
+    out, side = tmp_path / "out.jsonl", tmp_path / "out.set-aside.jsonl"
+    args = ["tag", "sample", "-o", out, "--base-url", server.base_url, "--no-cache"]
+    args += ["--template", "zero_shot"]
+    ok(vjt(*args, "--limit", "30", cwd=tmp_path))
+    first = in_order(read_jsonl(out))
+    assert server.stats()["requests_total"] == 30
+
+    # A smaller --limit: the 20 other jets' rows are moved, not deleted.
+    smaller = ok(vjt(*args, "--limit", "10", cwd=tmp_path))
+    assert f"moved 20 rows of {out}" in smaller.stderr and str(side) in smaller.stderr
+    assert in_order(read_jsonl(out)) == first[:10]
+    assert in_order(read_jsonl(side)) == first[10:]
+
+    # Another effort on those 10: they join the side file, the new rows are asked for.
+    low = ok(vjt(*args, "--limit", "10", "--effort", "low", cwd=tmp_path))
+    assert "moved 10 rows" in low.stderr and "10 asked" in low.stderr
+    low_rows = read_jsonl(out)
+    assert {r["effort"] for r in low_rows} == {"low"}
+    assert in_order(read_jsonl(side)) == first
+    assert server.stats()["requests_total"] == 40
+
+    # Back to the first settings, still without the cache: every row comes back, none asked.
+    server.reset_stats()
+    back = ok(vjt(*args, "--limit", "30", cwd=tmp_path))
+    assert server.stats()["requests_total"] == 0
+    assert f"30 jets already tagged (30 from {side})" in back.stderr
+    assert "30 kept from before, 0 from the cache, 0 asked" in back.stderr
+    assert in_order(read_jsonl(out)) == first
+    assert in_order(read_jsonl(side)) == in_order(low_rows)  # the low-effort rows wait there
+
+    # Both files are results files for vjt evaluate.
+    for path, n in ((out, 30), (side, 10)):
+        ok(vjt("evaluate", path, "--out", tmp_path / f"report-{path.stem}", cwd=tmp_path))
+        report = json.loads((tmp_path / f"report-{path.stem}" / "report.json").read_text())
+        assert report["n_jets"] == n
+
+
+def test_a_rerun_with_other_settings_killed_mid_write_loses_no_row(tmp_path, fresh_emulator):
+    server = fresh_emulator()
+    out, side = tmp_path / "out.jsonl", tmp_path / "out.set-aside.jsonl"
+    args = ["tag", "sample", "-o", out, "--base-url", server.base_url, "--no-cache"]
+    args += ["--template", "zero_shot", "--limit", "40", "--concurrency", "2"]
+    ok(vjt(*args, cwd=tmp_path))
+    first = in_order(read_jsonl(out))
+
+    server.configure(ttft=0.02, itl=0.002)  # ~0.3 s per low-effort jet
+    proc = subprocess.Popen(
+        vjt_command(*args, "--effort", "low"),
+        cwd=tmp_path,
+        env=environment(),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:  # until the output holds 3 rows of the new run
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()[1]
+            lines = out.read_text().splitlines()
+            if len(lines) >= 3 and all('"effort": "low"' in line for line in lines[:3]):
+                break
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    partial = read_jsonl(out)  # whole lines only
+    assert 3 <= len(partial) < 40 and {r["effort"] for r in partial} == {"low"}
+    assert in_order(read_jsonl(side)) == first  # every row of the first run, whole
+
+    server.configure(ttft=0.0, itl=0.0)
+    wait_idle(server)
+    server.reset_stats()
+    back = ok(vjt(*args, cwd=tmp_path))
+    assert server.stats()["requests_total"] == 0  # nothing asked twice: it was all kept
+    assert f"40 jets already tagged (40 from {side})" in back.stderr
+    assert in_order(read_jsonl(out)) == first
+    assert in_order(read_jsonl(side)) == in_order(partial)
+
+
+# -- a cache that cannot be used, or must not be ------------------------------------------------
+
+
+def _emulated_folder() -> Path:
+    return Path(os.environ["VJT_CACHE_DIR"]) / "results-emulated"
+
+
+def _warning_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "going on without it" in line]
+
+
+def test_a_corrupt_cache_warns_once_and_the_run_completes(tmp_path, fresh_emulator):
+    server = fresh_emulator()
+    folder = _emulated_folder()
+    folder.mkdir(mode=0o700)
+    (folder / "cache.db").write_bytes(b"this is not a database\n" * 500)
+    out = tmp_path / "out.jsonl"
+    done = ok(vjt("tag", "sample", "-o", out, "--base-url", server.base_url, "--limit", "8",
+                  cwd=tmp_path))  # fmt: skip
+    [warning] = _warning_lines(done.stderr)
+    assert str(folder) in warning and "not a database" in warning
+    assert len(read_jsonl(out)) == 8 and "8 asked" in done.stderr
+    assert server.stats()["requests_total"] == 8
+
+
+def test_a_read_only_cache_folder_warns_once_and_the_run_completes(
+    tmp_path, fresh_emulator, read_only
+):
+    server = fresh_emulator()
+    folder = _emulated_folder()
+    folder.mkdir(mode=0o700)
+    read_only(folder)
+    out = tmp_path / "out.jsonl"
+    args = ["tag", "sample", "-o", out, "--base-url", server.base_url, "--limit", "8"]
+    done = ok(vjt(*args, cwd=tmp_path))
+    [warning] = _warning_lines(done.stderr)
+    assert str(folder) in warning and "cannot be opened" in warning
+    assert len(read_jsonl(out)) == 8 and all(r["label"] for r in read_jsonl(out))
+
+
+def test_a_cache_folder_others_can_write_is_refused_unless_shared(tmp_path, fresh_emulator):
+    server = fresh_emulator()
+    args = ["tag", "sample", "--base-url", server.base_url, "--limit", "6"]
+    ok(vjt(*args, "-o", tmp_path / "first.jsonl", cwd=tmp_path))
+    folder = _emulated_folder()
+    cases = [("mode", lambda: folder.chmod(0o777), "its group or others can write it")]
+    if os.getuid() == 0:
+        cases.append(
+            ("owner", lambda: os.chown(folder, 65534, 65534), "it belongs to another user")
+        )
+    for name, make_unsafe, reason in cases:
+        folder.chmod(0o700)
+        make_unsafe()
+        out = tmp_path / f"{name}.jsonl"
+        server.reset_stats()
+        refused = vjt(*args, "-o", out, cwd=tmp_path)
+        assert refused.returncode == 2, refused.stderr
+        error = refused.stderr.strip().splitlines()[-1]
+        assert error.startswith(f"error: refusing the cache folder {folder}: {reason}")
+        assert "--shared-cache" in error and "Traceback" not in refused.stderr
+        assert not out.exists() and server.stats()["requests_total"] == 0
+
+        if name == "mode":
+            shared = ok(vjt(*args, "-o", out, "--shared-cache", cwd=tmp_path))
+        else:  # the setting (environment, config file) says so too
+            env = environment(VJT_SHARED_CACHE="1")
+            shared = ok(vjt(*args, "-o", out, cwd=tmp_path, env=env))
+        assert "6 from the cache, 0 asked" in shared.stderr
+    os.chown(folder, os.getuid(), os.getgid())
+    folder.chmod(0o700)
+
+
+# -- the circuit breaker ----------------------------------------------------------------------
+
+
+def test_a_server_that_fails_every_request_stops_the_run(tmp_path, fresh_emulator):
+    jets, concurrency, retries = 400, 4, 1
+    server = fresh_emulator(faults={"server_error": 1.0})
+    out = tmp_path / "out.jsonl"
+    args = ["tag", "sample", "-o", out, "--base-url", server.base_url, "--limit", jets]
+    args += ["--concurrency", concurrency, "--max-retries", retries]
+    stopped = vjt(*args, cwd=tmp_path)
+    assert stopped.returncode == 2, stopped.stderr
+    error = stopped.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: stopped: ") and "jets in a row failed" in error
+    assert "HTTP 500" in error and "rerun the same command" in error
+    rows = read_jsonl(out)  # what was done is kept, in whole lines
+    assert {r["error_kind"] for r in rows} == {"server"}
+    asked = wait_idle(server)["requests_total"]
+    # The streak (concurrency + 10) plus what was in flight, each tried 1 + retries times.
+    assert asked <= (concurrency + 10 + concurrency) * (1 + retries) < jets
+
+
+def test_a_server_that_rejects_every_request_stops_the_run_at_once(tmp_path, fresh_emulator):
+    server = fresh_emulator(max_model_len=8192)
+    out = tmp_path / "out.jsonl"
+    args = ["tag", "sample", "-o", out, "--base-url", server.base_url, "--limit", "400"]
+    args += ["--concurrency", "4", "--max-tokens", "16384"]
+    stopped = vjt(*args, cwd=tmp_path)
+    assert stopped.returncode == 2, stopped.stderr
+    error = stopped.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: stopped: the server rejected the first 5 requests")
+    assert "cannot be greater than max_model_len=8192" in error
+    assert {r["error_kind"] for r in read_jsonl(out)} == {"bad_request"}
+    assert wait_idle(server)["requests_total"] <= 5 + 4  # a 400 is not retried

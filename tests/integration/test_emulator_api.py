@@ -110,6 +110,10 @@ def test_stream_reasoning_then_content_then_usage(emulator, make_jet) -> None:
     assert events[-1] == "[DONE]"
     usage_chunk = events[-2]
     assert usage_chunk["choices"] == []
+    # The same prompt again: now from the prefix cache, all but its last (partial) block.
+    cached = usage_chunk["usage"].pop("prompt_tokens_details")
+    assert plain["usage"].pop("prompt_tokens_details")["cached_tokens"] <= cached["cached_tokens"]
+    assert cached["cached_tokens"] == (plain["usage"]["prompt_tokens"] - 1) // 16 * 16
     assert usage_chunk["usage"] == plain["usage"]
     chunks = events[:-2]
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)

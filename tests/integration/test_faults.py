@@ -242,6 +242,7 @@ MIXED_FAULTS = {
     "non_answer": 0.03,
     "digit_field": 0.02,
     "distracted_answer": 0.02,
+    "malformed_body": 0.02,
 }
 
 
@@ -290,3 +291,33 @@ def test_vjt_tag_under_mixed_faults_labels_only_what_the_server_stated(
     assert sum(row["parsed_by"] == "reask" for row in labelled) > 0 or not structured
     # Most jets get past the faults (a sanity floor: the invariant above is what counts).
     assert len(labelled) >= 0.7 * n, errors
+
+
+async def test_a_malformed_200_body_is_retried_like_a_server_error(fresh_emulator, tmp_path):
+    # HTTP 200 with an HTML page, JSON cut short, an error object or no choices, by turns.
+    server = fresh_emulator(seed=5, faults={"malformed_body": 0.3})
+    jets = SAMPLE[2300:2340]
+    tagger = tagger_for(server, tmp_path / "cache", max_retries=6, max_concurrency=40)
+    labelled, failed = split(await tagger.abatch(jets, return_exceptions=True))
+    assert not failed and len(labelled) == len(jets)
+    stats = server.stats()
+    assert stats["outcomes"]["malformed_body"] >= 4  # each of the four bodies at least once
+    assert stats["outcomes"]["ok"] == len(jets)
+    assert stats["requests_total"] == len(jets) + stats["outcomes"]["malformed_body"]
+
+
+async def test_only_malformed_bodies_are_server_errors_once_the_retries_run_out(
+    fresh_emulator, tmp_path
+):
+    server = fresh_emulator(faults={"malformed_body": 1.0})
+    jets = SAMPLE[:8]
+    tagger = tagger_for(server, tmp_path / "cache", max_retries=2)
+    labelled, failed = split(await tagger.abatch(jets, return_exceptions=True))
+    assert not labelled
+    for error in failed:
+        assert error.result.error.kind == "server"
+        assert error.result.error.status == 200
+        message = error.result.error.message
+        assert server.base_url in message and "not a chat completion" in message
+        assert "\n" not in message
+    assert server.stats()["requests_total"] == len(jets) * 3  # the first try and 2 retries

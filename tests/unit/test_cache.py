@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
+import os
 import pickle
 import sqlite3
 import stat
@@ -11,7 +13,14 @@ import pytest
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration
 
-from vibe_jet_tagging.cache import DiskLLMCache, ResultCache, UnsafeCacheEntryError, stored_modes
+from vibe_jet_tagging.cache import (
+    CACHE_FORMAT,
+    DiskLLMCache,
+    ResultCache,
+    UnsafeCacheEntryError,
+    UnsafeCacheError,
+    stored_modes,
+)
 from vibe_jet_tagging.results import TagError, TagResult, Usage
 
 MODE_PICKLE = 4
@@ -126,3 +135,133 @@ def test_langchain_cache_round_trip_marks_hits(tmp_path):
     assert MODE_PICKLE not in stored_modes(tmp_path)
     cache.clear()
     assert cache.lookup("prompt", "llm") is None
+
+
+# -- whose folder it is -------------------------------------------------------------------------
+
+
+def _planted(directory) -> None:
+    """A cache folder someone filled with a (flipped) result under key "k"."""
+    cache = ResultCache(directory)
+    assert cache.put(make_result("k", label="gluon", quark_probability=0.1))
+    cache.close()
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o770, 0o722, 0o702])
+def test_a_folder_others_can_write_is_refused_unless_shared(tmp_path, mode):
+    folder = tmp_path / "c"
+    _planted(folder)
+    folder.chmod(mode)
+    with pytest.raises(UnsafeCacheError) as refused:
+        ResultCache(folder)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert str(folder) in message and f"mode {mode:o}" in message
+    assert "chmod 700" in message and "--shared-cache" in message
+    with pytest.raises(UnsafeCacheError):
+        DiskLLMCache(folder)
+    assert stat.S_IMODE(folder.stat().st_mode) == mode  # refused: not even touched
+    shared = ResultCache(folder, shared=True)
+    assert shared.get("k").label == "gluon"  # the user said it is shared: used as it is
+    assert stat.S_IMODE(folder.stat().st_mode) == mode
+
+
+def test_a_symlinked_folder_is_refused_unless_shared(tmp_path):
+    real = tmp_path / "real"
+    _planted(real)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    with pytest.raises(UnsafeCacheError, match="symlink") as refused:
+        ResultCache(link)
+    assert str(real) in str(refused.value)
+    assert ResultCache(link, shared=True).get("k") is not None
+    assert ResultCache(real).get("k") is not None  # the folder itself is the user's own
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="chown needs root")
+def test_a_folder_of_another_user_is_refused_unless_shared(tmp_path):
+    folder = tmp_path / "c"
+    _planted(folder)
+    os.chown(folder, 65534, 65534)  # nobody: "another local user"
+    with pytest.raises(UnsafeCacheError, match=r"belongs to another user \(uid 65534"):
+        ResultCache(folder)
+    assert ResultCache(folder, shared=True).get("k") is not None
+
+
+def test_a_new_folder_is_private_whatever_the_umask(tmp_path):
+    old = os.umask(0)
+    try:
+        cache = ResultCache(tmp_path / "a" / "b")
+    finally:
+        os.umask(old)
+    assert cache.put(make_result("k"))
+    assert stat.S_IMODE((tmp_path / "a" / "b").stat().st_mode) == 0o700
+
+
+def test_entries_of_another_format_or_with_unknown_fields_are_misses(tmp_path):
+    cache = ResultCache(tmp_path)
+    result = make_result("k", reasoning="short")
+    assert cache.put(result)
+    stored = json.loads(cache._cache.get("k"))
+    assert stored["cache_format"] == CACHE_FORMAT
+    assert cache.get("k") == result
+
+    def planted(**changes):
+        entry = {**stored, **changes}
+        cache._cache.set("k", json.dumps({k: v for k, v in entry.items() if v is not None}))
+        return cache.get("k")
+
+    # What this package wrote before the format was recorded (a TagResult as JSON).
+    cache._cache.set("k", result.model_dump_json())
+    assert cache.get("k") is None
+    assert planted(cache_format=1) is None
+    assert planted(cache_format=CACHE_FORMAT + 1) is None
+    assert planted(verified_by="someone") is None
+    assert planted(usage={**stored["usage"], "discount": 1}) is None
+    assert planted(cache_format=CACHE_FORMAT) == result  # the real thing still hits
+
+
+# -- a cache that cannot be used ----------------------------------------------------------------
+
+
+def _warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "vibe_jet_tagging.cache"]
+
+
+def test_a_corrupt_database_leaves_the_cache_unused_with_one_warning(tmp_path, caplog):
+    (tmp_path / "cache.db").write_bytes(b"not a database " * 1000)
+    cache = ResultCache(tmp_path)
+    assert not cache.available
+    assert cache.get("k") is None and not cache.put(make_result("k"))
+    assert len(cache) == 0 and "k" not in cache and cache.clear() == 0
+    [warning] = _warnings(caplog)
+    assert warning == cache.problem
+    assert str(tmp_path) in warning and "not a database" in warning
+    assert "going on without it" in warning and "\n" not in warning
+    assert cache.stats()["problem"] == warning
+
+
+def test_a_full_disk_sets_the_cache_aside_after_one_warning(tmp_path, caplog):
+    cache = ResultCache(tmp_path)
+    assert cache.put(make_result("k0"))
+    connection = cache._cache._con
+    pages = connection.execute("PRAGMA page_count").fetchone()[0]
+    connection.execute(f"PRAGMA max_page_count = {pages}")  # SQLite: "database or disk is full"
+    assert not cache.put(make_result("k1", reasoning="x" * 20_000))
+    assert not cache.available
+    for i in range(2, 6):
+        assert not cache.put(make_result(f"k{i}"))
+        assert cache.get(f"k{i}") is None
+    [warning] = _warnings(caplog)
+    assert "cannot be written" in warning and "full" in warning
+
+
+def test_a_read_only_folder_leaves_the_cache_unused_with_one_warning(tmp_path, caplog, read_only):
+    folder = tmp_path / "c"
+    folder.mkdir(mode=0o700)
+    read_only(folder)
+    cache = ResultCache(folder)
+    assert not cache.available
+    assert cache.get("k") is None and not cache.put(make_result("k"))
+    [warning] = _warnings(caplog)
+    assert str(folder) in warning and "cannot be opened" in warning

@@ -35,7 +35,10 @@ def test_baselines_on_the_sample_writes_json(tmp_path: Path) -> None:
     assert set(data) == {"multiplicity", "logistic_regression"}
     for res in data.values():
         assert {"auc", "accuracy", "rejection_at_30", "rejection_at_50", "intervals"} <= set(res)
-        assert set(res["intervals"]) == {"auc", "accuracy", "rejection_at_30", "rejection_at_50"}
+        assert set(res["intervals"]) == {
+            "auc", "accuracy", "accuracy_best_cut", "rejection_at_30", "rejection_at_50"
+        }  # fmt: skip
+        assert res["accuracy"] == res["accuracy_best_cut"]  # a scorer: accuracy at its best cut
         lo, hi = res["intervals"]["auc"]
         assert lo <= res["auc"] <= hi
         assert res["n"] == 4000

@@ -76,6 +76,9 @@ def test_environment_reaches_jet_tagger(env, tmp_path) -> None:
     assert tagger.structured_output is False
     assert tagger.cache is not None
     assert tagger.cache.directory == tmp_path / "cache" / "results"
+    assert tagger.cache.shared is False
+    env.setenv("VJT_SHARED_CACHE", "1")
+    assert JetTagger().cache.shared is True
 
 
 def test_shots_and_selector_from_the_environment(monkeypatch) -> None:

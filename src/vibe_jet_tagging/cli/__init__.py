@@ -7,7 +7,6 @@ import os
 import sys
 
 import typer
-from rich.logging import RichHandler
 from rich.markup import escape
 
 from ..errors import VJTError
@@ -21,14 +20,23 @@ def _register() -> None:
     from . import cache, compare, data, demo, evaluate, serve, tag, templates  # noqa: F401
 
 
+class _LineHandler(logging.Handler):
+    """Each log record as one line on the console (stderr), never wrapped (a log or a test
+    reads it whole); printed above the progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            console.print(escape(self.format(record)), soft_wrap=True, highlight=False)
+        except Exception:
+            self.handleError(record)
+
+
 def _setup_logging() -> None:
     """Warnings of the library on the console (stderr), unless logging is set up already."""
     root = logging.getLogger()
     if root.handlers:  # e.g. main() called by a program or a test that logs its own way
         return
-    handler = RichHandler(
-        console=console, show_time=False, show_path=False, show_level=False, markup=False
-    )
+    handler = _LineHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(logging.WARNING)

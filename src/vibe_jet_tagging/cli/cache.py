@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .app import app, console
+from .options import SharedCache
 
 if TYPE_CHECKING:
     from ..cache import ResultCache
@@ -45,6 +46,13 @@ def results_dir(root: Path, *, emulated: bool) -> Path:
     return root / (EMULATED_RESULTS if emulated else RESULTS)
 
 
+def _shared(flag: bool) -> bool:
+    """``--shared-cache``, else the settings' ``shared_cache``."""
+    from ..config import load_settings
+
+    return flag or load_settings().shared_cache
+
+
 def _caches(directory: Path | None) -> list[tuple[str, Path]]:
     root = cache_root(directory)
     return [
@@ -53,11 +61,14 @@ def _caches(directory: Path | None) -> list[tuple[str, Path]]:
     ]
 
 
-def _open(folder: Path) -> ResultCache | None:
-    """The result cache in ``folder``, or ``None`` if there is none yet (none is created)."""
+def _open(folder: Path, shared: bool) -> ResultCache | None:
+    """The result cache in ``folder``, or ``None`` if there is none yet (none is created).
+
+    A folder others can write to raises (one line, see :mod:`vibe_jet_tagging.cache`).
+    """
     from ..cache import ResultCache
 
-    return ResultCache(folder) if folder.is_dir() else None
+    return ResultCache(folder, shared=shared) if folder.exists() else None
 
 
 @cache_app.command("path")
@@ -72,12 +83,15 @@ def path(
 
 
 @cache_app.command("stats")
-def stats(directory: Dir = None) -> None:
+def stats(directory: Dir = None, shared_cache: SharedCache = False) -> None:
     """Cached results and size on disk, per cache."""
     for name, folder in _caches(directory):
-        cache = _open(folder)
+        cache = _open(folder, _shared(shared_cache))
         if cache is None:
             console.print(f"{folder}: 0 results ({name}), not created yet", soft_wrap=True)
+            continue
+        if cache.problem:
+            console.print(f"{folder} ({name}): {cache.problem}", soft_wrap=True, highlight=False)
             continue
         s = cache.stats()
         console.print(
@@ -91,9 +105,11 @@ def stats(directory: Dir = None) -> None:
 def clear(
     directory: Dir = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    shared_cache: SharedCache = False,
 ) -> None:
     """Remove every cached result (model servers' and the emulated server's)."""
-    caches = [c for _, folder in _caches(directory) if (c := _open(folder)) is not None]
+    shared = _shared(shared_cache)
+    caches = [c for _, folder in _caches(directory) if (c := _open(folder, shared)) is not None]
     total = sum(len(cache) for cache in caches)
     where = " and ".join(str(cache.directory) for cache in caches) or str(cache_root(directory))
     if not yes and not typer.confirm(f"remove the {total} cached results in {where}?"):

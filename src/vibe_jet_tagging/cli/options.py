@@ -47,6 +47,14 @@ Emulate = Annotated[
 ]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")]
 Refresh = Annotated[bool, typer.Option("--refresh", help="Ask again even for cached jets.")]
+SharedCache = Annotated[
+    bool,
+    typer.Option(
+        "--shared-cache",
+        help="Use the cache folder although others can write to it (another user's, group- "
+        "or world-writable, a symlink); refused otherwise \\[env VJT_SHARED_CACHE].",
+    ),
+]
 MaxTokens = Annotated[
     int | None,
     typer.Option(

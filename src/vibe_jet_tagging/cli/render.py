@@ -12,6 +12,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
+from ..report.table import fmt_input_tokens
 from .app import console
 from .run import say
 
@@ -69,13 +70,13 @@ def print_report(report: dict[str, Any]) -> None:
         rec = u["per_jet_recorded"]
         say(
             f"all from the cache: nothing asked, nothing paid (when asked, per jet: "
-            f"{rec['input_tokens']:,.0f} input, {rec['output_tokens']:,.0f} output tokens)"
+            f"{fmt_input_tokens(rec)}, {rec['output_tokens']:,.0f} output tokens)"
         )
         return
     per = u["per_jet"]
     lat = report["latency"]
     say(
-        f"per jet asked: {per['input_tokens']:,.0f} input, {per['output_tokens']:,.0f} output "
+        f"per jet asked: {fmt_input_tokens(per)}, {per['output_tokens']:,.0f} output "
         f"tokens ({per['reasoning_tokens']:,.0f} reasoning{estimated}), ${per['cost']:.5f} · "
         f"latency p50 {lat['p50']:.2f} s, p90 {lat['p90']:.2f} s"
     )

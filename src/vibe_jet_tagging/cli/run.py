@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -138,15 +139,18 @@ def make_tagger(
 ) -> Any:
     """A :class:`JetTagger` from the command's settings.
 
-    The emulated server's answers go to a cache of their own: the cache key does not say
-    which server answered, and a heuristic's answer must never be served as a model's.
+    The emulated server's answers go to a cache of their own (the cache key says what the
+    server is too, so they could never be served as a model's anyway). A cache folder others
+    can write to stops the command (one line; ``--shared-cache`` allows it); one that cannot
+    be opened or written is set aside with one warning and the run goes on without it.
     """
     from ..cache import ResultCache
     from ..chain import JetTagger
 
     store = None
     if cache:
-        store = ResultCache(results_dir(cache_root(settings.cache_dir), emulated=backend.emulated))
+        folder = results_dir(cache_root(settings.cache_dir), emulated=backend.emulated)
+        store = ResultCache(folder, shared=settings.shared_cache)
     return JetTagger(
         settings.model,
         base_url=backend.urls if len(backend.urls) > 1 else backend.url,
@@ -222,46 +226,111 @@ class RunStats:
         return line
 
 
-def _resumable(
-    rows: list[dict[str, Any]], tagger: Any, selection: Any, backend: str
-) -> tuple[dict[int, dict[str, Any]], int, int]:
-    """Rows of a previous run to keep (by position), rows to ask again, rows dropped.
+def set_aside_path(output: Path) -> Path:
+    """The side file of ``output``: ``results.jsonl`` -> ``results.set-aside.jsonl``."""
+    return output.with_name(f"{output.stem}.set-aside{output.suffix}")
 
-    A row is kept when it is for a jet of the selection, made by the same kind of backend, and
-    either has a label and the same settings (same cache key), or is an ``input`` error for a
-    jet whose data still fails the same way (asking again could never succeed). Other rows of
-    jets without a label are asked again; rows for other jets or made with other settings are
-    dropped, never mixed. The jets are read once, in order, and an invalid one stops nothing.
+
+@dataclass
+class Plan:
+    """What becomes of the rows already in an output and its side file (see _plan_rows)."""
+
+    kept: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """Rows kept in the output, by position in the selection."""
+    aside: list[dict[str, Any]] = field(default_factory=list)
+    """What the side file holds afterwards."""
+    moved: list[dict[str, Any]] = field(default_factory=list)
+    """Rows of the output that move to the side file."""
+    restored: int = 0
+    """Rows of the side file that come back to the output."""
+    retry: int = 0
+    """Jets whose row had no label with these settings: asked again, the row replaced."""
+
+
+def _identity(row: dict[str, Any]) -> str:
+    return json.dumps(row, sort_keys=True)
+
+
+def _plan_rows(
+    rows: list[dict[str, Any]],
+    earlier: list[dict[str, Any]],
+    tagger: Any,
+    selection: Any,
+    backend: str,
+    *,
+    resume: bool = True,
+) -> Plan:
+    """Sort the rows of the output (``rows``) and of its side file (``earlier``).
+
+    Kept in the output (with ``resume``): a row for a jet of the selection, made by the same
+    kind of backend, with a label and the same settings (same cache key), or an ``input``
+    error for a jet whose data still fails the same way. Replaced by this run: a row of the
+    same settings without a label (asked again), and without ``resume`` any row of the same
+    settings (the run makes it again). Every other row (other jets, other settings or server,
+    a second copy of a jet) goes to the side file: rows are never deleted. Rows of the side
+    file that fit the run come back; exact copies are kept once. The jets are read once, in
+    order, and an invalid one stops nothing.
     """
     source = selection.source
     positions = {int(idx): p for p, idx in enumerate(np.asarray(selection.indices))}
-    candidates: list[tuple[int, dict[str, Any]]] = []
-    dropped = 0
-    for row in rows:
+    candidates: list[tuple[int, dict[str, Any], bool]] = []
+    plan = Plan()
+    seen: set[str] = set()
+
+    def aside(row: dict[str, Any], from_output: bool) -> None:
+        identity = _identity(row)
+        if identity not in seen:
+            seen.add(identity)
+            plan.aside.append(row)
+            if from_output:
+                plan.moved.append(row)
+
+    outside: list[tuple[dict[str, Any], bool]] = []
+    for row, from_output in [(r, True) for r in rows] + [(r, False) for r in earlier]:
         p = positions.get(row.get("index"))  # type: ignore[arg-type]
         if p is None or row.get("source") != source or row.get("backend", backend) != backend:
-            dropped += 1
+            outside.append((row, from_output))
         else:
-            candidates.append((p, row))
-    wanted = sorted({p for p, _ in candidates})
+            candidates.append((p, row, from_output))
+    wanted = sorted({p for p, _, _ in candidates})
     read = selection[np.array(wanted, dtype=np.intp)].jets_or_errors()
     jets = dict(zip(wanted, read, strict=True))
-    kept: dict[int, dict[str, Any]] = {}
-    retry = 0
-    for p, row in candidates:
+    kept_from_output: set[int] = set()
+    retried: set[int] = set()
+    for p, row, from_output in candidates:
         jet = jets[p]
         if row.get("error_kind") == "input":
-            if isinstance(jet, ValueError) and str(jet) == row.get("error"):
-                kept.setdefault(p, row)
-            else:  # the jet's data changed since: tag it again
-                retry += 1
+            fits = isinstance(jet, ValueError) and str(jet) == row.get("error")
+            replaced = not fits  # the jet's data changed since: tag it again
         elif isinstance(jet, ValueError) or row.get("key") != tagger.key_for(jet):
-            dropped += 1
-        elif row.get("error") is not None:
-            retry += 1
+            aside(row, from_output)
+            continue
         else:
-            kept.setdefault(p, row)
-    return kept, retry, dropped
+            fits, replaced = row.get("error") is None, row.get("error") is not None
+        if replaced:
+            retried.add(p)
+        elif not resume:
+            continue  # made again by this run
+        elif p not in plan.kept:
+            plan.kept[p] = row
+            if from_output:
+                kept_from_output.add(p)
+            else:
+                plan.restored += 1
+            seen.add(_identity(row))
+        else:
+            aside(row, from_output)  # a second row for the same jet
+    for row, from_output in outside:
+        aside(row, from_output)
+    plan.retry = len(retried - set(plan.kept))
+    return plan
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Replace ``path`` by ``rows`` at once (a kill leaves the old file or the new one)."""
+    from ..report import JsonlWriter
+
+    JsonlWriter(path, rows).close()
 
 
 def tag_to_file(
@@ -276,27 +345,43 @@ def tag_to_file(
 ) -> RunStats:
     """Tag ``selection`` into ``output`` (JSONL), one row per jet as it finishes.
 
-    With ``resume``, rows already in ``output`` for the same jets and settings are kept (see
-    :func:`_resumable`) and only the rest is asked for (through the cache); otherwise the file
-    starts over. Ctrl-C leaves whole lines and is re-raised after a message.
+    With ``resume``, rows already in ``output`` for the same jets and settings are kept and
+    only the rest is asked for (through the cache); otherwise they are made again. Rows made
+    for other jets or with other settings or server are never deleted: they move to a side
+    file next to ``output`` (:func:`set_aside_path`), and come back when a later run fits
+    them (see :func:`_plan_rows`). A side file, not the same file, so that ``output`` always
+    holds one run's settings, one row per jet, for ``vjt evaluate``; the side file is a
+    results file too. The side file is written before ``output`` is, and trimmed only after,
+    so a kill at any point loses no row (at worst a row is in both). Ctrl-C leaves whole
+    lines and is re-raised after a message.
     """
     from ..report import JsonlWriter, read_rows, result_row
 
     labels = selection.labels
-    kept: dict[int, dict[str, Any]] = {}
-    if resume and output.exists():
-        kept, retry, dropped = _resumable(read_rows(output), tagger, selection, backend)
-        if dropped:
+    side = set_aside_path(output)
+    plan = Plan()
+    earlier: list[dict[str, Any]] = []
+    if output.exists() or side.exists():
+        earlier = read_rows(side) if side.exists() else []
+        rows = read_rows(output) if output.exists() else []
+        plan = _plan_rows(rows, earlier, tagger, selection, backend, resume=resume)
+        if plan.moved:  # first a side file that holds everything
+            seen = {_identity(row) for row in earlier}
+            _write_rows(side, earlier + [r for r in plan.moved if _identity(r) not in seen])
             say(
-                f"[yellow]dropping {dropped} rows of {escape(str(output))} made for other jets "
-                "or with other settings or server (they stay in the cache)[/]"
+                f"[yellow]moved {len(plan.moved)} rows of {escape(str(output))} made for other "
+                f"jets or with other settings or server to {escape(str(side))}[/] (kept there "
+                "for later runs; `vjt evaluate` reads it too)"
             )
-        invalid = sum(row.get("error") is not None for row in kept.values())
-        if kept or retry:
+        invalid = sum(row.get("error") is not None for row in plan.kept.values())
+        if plan.kept or plan.retry:
+            restored = f" ({plan.restored} from {escape(str(side))})" if plan.restored else ""
             say(
-                f"resuming {escape(str(output))}: {len(kept) - invalid} jets already tagged, "
-                f"{invalid} with invalid data kept as they are, {retry} without label asked again"
+                f"resuming {escape(str(output))}: {len(plan.kept) - invalid} jets already "
+                f"tagged{restored}, {invalid} with invalid data kept as they are, "
+                f"{plan.retry} without label asked again"
             )
+    kept = plan.kept
     todo = [p for p in range(len(selection)) if p not in kept]
     stats = RunStats(
         resumed=len(kept),
@@ -333,6 +418,13 @@ def tag_to_file(
 
     try:
         with JsonlWriter(output, kept.values()) as writer, progress:
+            # The output now holds the rows kept: the side file keeps only the others.
+            before = {_identity(r) for r in earlier + plan.moved}
+            if side.exists() and {_identity(r) for r in plan.aside} != before:
+                if plan.aside:
+                    _write_rows(side, plan.aside)
+                else:
+                    side.unlink()
             task = progress.add_task(
                 description, total=len(selection), completed=len(kept), stats=""
             )

@@ -23,6 +23,7 @@ from .options import (
     NoCache,
     Refresh,
     Seed,
+    SharedCache,
     Shots,
     Temperature,
     Template,
@@ -57,6 +58,7 @@ def tag(
     emulate: Emulate = False,
     no_cache: NoCache = False,
     refresh: Refresh = False,
+    shared_cache: SharedCache = False,
     reasoning: Annotated[
         bool, typer.Option(help="Keep each jet's reasoning and answer in the rows.")
     ] = False,
@@ -78,6 +80,7 @@ def tag(
         shots=shots,
         concurrency=concurrency,
         seed=seed,
+        shared_cache=shared_cache or None,
     )
     check_template(settings.template)
     dataset = open_jets(jets)

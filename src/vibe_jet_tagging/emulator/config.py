@@ -28,6 +28,7 @@ FaultKind = Literal[
     "non_answer",
     "digit_field",
     "distracted_answer",
+    "malformed_body",
 ]
 FAULT_KINDS: tuple[str, ...] = FaultKind.__args__  # type: ignore[attr-defined]
 
@@ -81,6 +82,9 @@ class FaultRates(BaseModel):
     )
     distracted_answer: float = Field(
         0.0, ge=0, le=1, description="prose stating a random label among distractors"
+    )
+    malformed_body: float = Field(
+        0.0, ge=0, le=1, description="HTTP 200 whose body is no chat completion (HTML, no choices)"
     )
 
     @model_validator(mode="after")
@@ -148,6 +152,20 @@ class EmulatorConfig(BaseModel):
     )
     queue_full_status: Literal[429, 503] = 503
     max_model_len: int = Field(131072, ge=1, description="context length: prompt + max_tokens")
+    enable_prefix_caching: bool = Field(
+        True, description="vLLM's automatic prefix caching (on by default in vLLM)"
+    )
+    block_size: int = Field(
+        16, ge=1, description="tokens per KV-cache block: vLLM's --block-size (16; CPU build 128)"
+    )
+    kv_cache_blocks: int = Field(
+        8192, ge=0, description="blocks the prefix cache holds; the least recently used go first"
+    )
+    enable_prompt_tokens_details: bool = Field(
+        True,
+        description="vLLM's --enable-prompt-tokens-details: usage.prompt_tokens_details with "
+        "cached_tokens; False sends it null (vLLM's default)",
+    )
     faults: FaultRates = Field(default_factory=FaultRates)
     stall_seconds: float = Field(30.0, ge=0, description="how long a 'stall' fault waits")
     retry_after: float = Field(

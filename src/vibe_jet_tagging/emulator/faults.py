@@ -29,7 +29,7 @@ from .config import FAULT_KINDS, FaultRates
 from .model import Completion
 from .tokens import split_tokens
 
-__all__ = ["ANSWER_FAULTS", "corrupt", "decide_fault", "malform", "truncate"]
+__all__ = ["ANSWER_FAULTS", "corrupt", "decide_fault", "malform", "malformed_body", "truncate"]
 
 
 def decide_fault(rates: FaultRates, seed: int, number: int) -> str | None:
@@ -206,3 +206,18 @@ def corrupt(completion: Completion, fault: str | None) -> str:
     if rewrite is not None:
         rewrite(completion)
     return "length" if fault == "truncation" else "stop"
+
+
+_MALFORMED_BODIES = (
+    ("<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html"),
+    ('{"id": "chatcmpl-1", "object": "chat.comp', "application/json"),
+    ('{"object": "error", "message": "overloaded", "code": 503}', "application/json"),
+    ('{"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "choices": []}',
+     "application/json"),
+)  # fmt: skip
+
+
+def malformed_body(number: int) -> tuple[str, str]:
+    """The body and content type of a ``malformed_body`` fault: HTTP 200 but no chat
+    completion (an HTML page, JSON cut short, an error object, no choices), by turns."""
+    return _MALFORMED_BODIES[number % len(_MALFORMED_BODIES)]

@@ -13,7 +13,7 @@ from aiohttp import web
 from .config import EmulatorConfig
 from .model import Completion
 from .schema import SchemaError, answer_for_schema
-from .tokens import count_tokens
+from .tokens import prompt_pieces
 
 __all__ = ["ApiError", "ChatRequest", "effort_tokens", "logprobs_for", "parse_chat_request"]
 
@@ -30,9 +30,6 @@ _ERROR_TYPES = {
     500: "InternalServerError",
     503: "ServiceUnavailableError",
 }
-# Fixed prompt overhead: the harmony format's system preamble, and per message framing.
-PROMPT_PREAMBLE_TOKENS = 64
-MESSAGE_OVERHEAD_TOKENS = 4
 _FILLER_TOKENS = (" the", ",", ".", " a", " and", " is", "\n", " of", " to", " jet")
 
 
@@ -74,9 +71,15 @@ class ChatRequest:
     top_logprobs: int
     seed: int | None
     response_format: dict[str, Any] | None
-    prompt_tokens: int
+    prompt: list[str]
+    """The prompt's tokens (:func:`.tokens.prompt_pieces`)."""
     tool_call: str | None = None
     """The function the answer calls (its arguments follow ``response_format``), if any."""
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Tokens in the prompt."""
+        return len(self.prompt)
 
 
 def effort_tokens(effort: str, config: EmulatorConfig) -> int:
@@ -92,18 +95,6 @@ def _is_int(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _prompt_tokens(messages: list[dict[str, Any]]) -> int:
-    total = PROMPT_PREAMBLE_TOKENS
-    for message in messages:
-        content = message.get("content")
-        if isinstance(content, list):
-            content = " ".join(
-                p.get("text", "") for p in content if isinstance(p, dict) and "text" in p
-            )
-        total += MESSAGE_OVERHEAD_TOKENS + count_tokens(content if isinstance(content, str) else "")
-    return total
 
 
 def parse_chat_request(body: Any, config: EmulatorConfig) -> ChatRequest:
@@ -232,7 +223,8 @@ def parse_chat_request(body: Any, config: EmulatorConfig) -> ChatRequest:
     tool_call = _parse_tools(body, messages, config)
     if tool_call is not None:
         response_format = tool_call[1]
-    prompt_tokens = _prompt_tokens(messages)
+    prompt = prompt_pieces(messages)
+    prompt_tokens = len(prompt)
     if prompt_tokens > config.max_model_len:
         raise ApiError(
             400,
@@ -256,7 +248,7 @@ def parse_chat_request(body: Any, config: EmulatorConfig) -> ChatRequest:
         top_logprobs=top_logprobs or 0,
         seed=seed,
         response_format=response_format,
-        prompt_tokens=prompt_tokens,
+        prompt=prompt,
         tool_call=None if tool_call is None else tool_call[0],
     )
 

@@ -6,9 +6,14 @@ Routes, shaped like vLLM's OpenAI-compatible server serving gpt-oss:
 - ``GET /v1/models``, ``GET /health`` (200, empty), ``GET /version``
 - ``GET /metrics``: Prometheus text with vLLM's names (``vllm:num_requests_running`` ...)
 - ``GET /stats`` (JSON counters), ``POST /stats/reset`` (also clears the answers)
+- ``POST /reset_prefix_cache``: empties the prefix cache (vLLM's route, there in dev mode)
 - ``GET /answers``: the last answers sent (up to ``ANSWER_LOG``), each with the label it states
 - ``GET /admin/config``, ``POST /admin/config`` (partial settings, merged; ``faults`` merges
   key by key): change latency, faults, queue size at run time.
+
+Prompts go through a prefix cache over token blocks like vLLM's
+(:mod:`vibe_jet_tagging.emulator.prefix_cache`): usage reports ``prompt_tokens_details``
+with ``cached_tokens``, ``/metrics`` vLLM's ``vllm:prefix_cache_queries`` and ``_hits``.
 
 The answers come from a physics heuristic (:mod:`vibe_jet_tagging.emulator.model`), not from a
 language model.
@@ -32,8 +37,9 @@ from typing import Any, NoReturn
 from aiohttp import web
 
 from .config import EmulatorConfig
-from .faults import corrupt, decide_fault
+from .faults import corrupt, decide_fault, malformed_body
 from .model import AnswerRecord, generate
+from .prefix_cache import PrefixCache, PrefixHit
 from .protocol import ApiError, ChatRequest, effort_tokens, logprobs_for, parse_chat_request
 
 __all__ = ["EMULATED_ROOT", "EMULATED_VERSION", "EmulatorApp", "SlotQueue", "serve", "start_site"]
@@ -112,6 +118,10 @@ class Stats:
     max_running: int = 0
     max_waiting: int = 0
     prompt_tokens: int = 0
+    prefix_cache_queries: int = 0
+    """Prompt tokens looked up in the prefix cache."""
+    prefix_cache_hits: int = 0
+    """Prompt tokens served from the prefix cache."""
     generation_tokens: int = 0
     reasoning_tokens: int = 0
     started: float = field(default_factory=time.time)
@@ -127,6 +137,7 @@ class EmulatorApp:
         self.started = int(time.time())
         self._request_number = 0
         self.answers: deque[AnswerRecord] = deque(maxlen=ANSWER_LOG)
+        self.prefix_cache = PrefixCache(self.config.block_size, self.config.kv_cache_blocks)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -141,6 +152,7 @@ class EmulatorApp:
                 web.get("/metrics", self.metrics),
                 web.get("/stats", self.get_stats),
                 web.post("/stats/reset", self.reset_stats),
+                web.post("/reset_prefix_cache", self.reset_prefix_cache),
                 web.get("/answers", self.get_answers),
                 web.get("/admin/config", self.get_config),
                 web.post("/admin/config", self.set_config),
@@ -168,6 +180,9 @@ class EmulatorApp:
             "max_running": s.max_running,
             "max_waiting": s.max_waiting,
             "prompt_tokens": s.prompt_tokens,
+            "prefix_cache_queries": s.prefix_cache_queries,
+            "prefix_cache_hits": s.prefix_cache_hits,
+            "prefix_cache_blocks": len(self.prefix_cache),
             "generation_tokens": s.generation_tokens,
             "reasoning_tokens": s.reasoning_tokens,
             "since": s.started,
@@ -221,6 +236,10 @@ class EmulatorApp:
         self.answers.clear()
         return web.json_response(self.stats_dict())
 
+    async def reset_prefix_cache(self, request: web.Request) -> web.Response:
+        self.prefix_cache.clear()
+        return web.Response(status=200)
+
     async def get_answers(self, request: web.Request) -> web.Response:
         return web.json_response([a.as_dict() for a in self.answers])
 
@@ -236,6 +255,9 @@ class EmulatorApp:
         except ValueError as exc:  # JSONDecodeError and pydantic's ValidationError too
             return ApiError(400, f"Invalid settings: {exc}").response()
         self.queue.resize(self.config.max_num_seqs)
+        size = (self.config.block_size, self.config.kv_cache_blocks)
+        if size != (self.prefix_cache.block_size, self.prefix_cache.max_blocks):
+            self.prefix_cache = PrefixCache(*size)  # another cache layout starts empty
         logger.info("emulator settings changed: %s", sorted(overrides))
         return web.json_response(self.config.model_dump(mode="json"))
 
@@ -256,6 +278,24 @@ class EmulatorApp:
             ("vllm:num_requests_running", "gauge", "Requests in execution.", {label: running}),
             ("vllm:num_requests_waiting", "gauge", "Requests waiting.", {label: waiting}),
             ("vllm:prompt_tokens_total", "counter", "Prefill tokens.", {label: s.prompt_tokens}),
+            (
+                "vllm:prefix_cache_queries_total",
+                "counter",
+                "Prefix cache queries, in terms of number of queried tokens.",
+                {label: s.prefix_cache_queries},
+            ),
+            (
+                "vllm:prefix_cache_hits_total",
+                "counter",
+                "Prefix cache hits, in terms of number of cached tokens.",
+                {label: s.prefix_cache_hits},
+            ),
+            (
+                "vllm:cache_config_info",
+                "gauge",
+                "Information of the LLMEngine CacheConfig",
+                {self._cache_config_labels(): 1},
+            ),
             (
                 "vllm:generation_tokens_total",
                 "counter",
@@ -279,6 +319,15 @@ class EmulatorApp:
         ]:
             metric(name, kind, help_, values)
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+    def _cache_config_labels(self) -> str:
+        c = self.config
+        labels = {
+            "block_size": c.block_size,
+            "enable_prefix_caching": c.enable_prefix_caching,
+            "num_gpu_blocks": c.kv_cache_blocks,
+        }
+        return ",".join(f'{k}="{v}"' for k, v in labels.items())
 
     # -- chat completions --------------------------------------------------------------------
 
@@ -309,6 +358,10 @@ class EmulatorApp:
                 "retry-after-ms": str(int(wait * 1000)),
             }
             return ApiError(429, "Too many requests (injected fault).").response(headers)
+        if fault == "malformed_body":
+            self._finish("malformed_body", 200)
+            text, content_type = malformed_body(number)
+            return web.Response(text=text, content_type=content_type)
         outcome = fault or "ok"
         try:
             if fault == "stall":
@@ -360,7 +413,7 @@ class EmulatorApp:
         self.answers.append(AnswerRecord("".join(content), stated, fault, finish))
         generated = len(reasoning) + len(content)
         itl = config.itl * (1 + config.itl_load_factor * max(0, self.queue.running - 1))
-        usage = self._usage(req.prompt_tokens, len(reasoning), len(content), config)
+        usage = self._usage(req, self._prefix_lookup(req, config), reasoning, content, config)
         logprobs = (
             logprobs_for(completion, len(content), req.top_logprobs) if req.logprobs else None
         )
@@ -433,15 +486,38 @@ class EmulatorApp:
         self._finish(fault or "ok", 200)
         return response
 
+    def _prefix_lookup(self, req: ChatRequest, config: EmulatorConfig) -> PrefixHit:
+        """The prompt's blocks looked up and stored in the prefix cache (when it is on)."""
+        if not config.enable_prefix_caching:
+            return PrefixHit(0, 0)
+        hit = self.prefix_cache.query(req.prompt, salt=req.model)
+        self.stats.prefix_cache_queries += req.prompt_tokens
+        self.stats.prefix_cache_hits += hit.cached_tokens
+        return hit
+
+    @staticmethod
     def _usage(
-        self, prompt: int, reasoning: int, content: int, config: EmulatorConfig
+        req: ChatRequest,
+        hit: PrefixHit,
+        reasoning: list[str],
+        content: list[str],
+        config: EmulatorConfig,
     ) -> dict[str, Any]:
-        details = {"reasoning_tokens": reasoning} if config.report_reasoning_tokens else None
+        prompt, generated = req.prompt_tokens, len(reasoning) + len(content)
+        details = {"reasoning_tokens": len(reasoning)} if config.report_reasoning_tokens else None
+        prompt_details: dict[str, Any] | None = None
+        if config.enable_prompt_tokens_details:
+            prompt_details = {
+                "cached_tokens": hit.cached_tokens,
+                "created_cache_tokens": hit.created_cache_tokens,
+            }
+            if not req.stream:  # vLLM's stream leaves out what is null
+                prompt_details["multimodal_tokens"] = None
         return {
             "prompt_tokens": prompt,
-            "total_tokens": prompt + reasoning + content,
-            "completion_tokens": reasoning + content,
-            "prompt_tokens_details": None,
+            "total_tokens": prompt + generated,
+            "completion_tokens": generated,
+            "prompt_tokens_details": prompt_details,
             "completion_tokens_details": details,
         }
 

@@ -109,11 +109,17 @@ def _server(rows: Sequence[Mapping[str, Any]], kind: str, url: str | None) -> di
     }
 
 
-def _recorded_per_jet(results: Sequence[Any]) -> dict[str, float]:
-    """Mean usage and request seconds recorded with each answer, cache hits included."""
+def _recorded_per_jet(results: Sequence[Any]) -> dict[str, float | None]:
+    """Mean usage and request seconds recorded with each answer, cache hits included.
+
+    ``cached_input_tokens`` sums what the servers reported (``None`` when none did).
+    """
     n = max(len(results), 1)
+    cached = [r.usage.cached_input_tokens for r in results]
+    known = [c for c in cached if c is not None]
     return {
         "input_tokens": sum(r.usage.input_tokens for r in results) / n,
+        "cached_input_tokens": sum(known) / n if known else None,
         "output_tokens": sum(r.usage.output_tokens for r in results) / n,
         "reasoning_tokens": sum(r.usage.reasoning_tokens for r in results) / n,
         "latency": sum(r.latency for r in results) / n,
@@ -147,6 +153,7 @@ def _run_summary(
         "templates": sorted({r.template for r in results if r.template}),
         "usage": {
             "input_tokens": totals.usage.input_tokens,
+            "cached_input_tokens": totals.usage.cached_input_tokens,
             "output_tokens": totals.usage.output_tokens,
             "reasoning_tokens": totals.usage.reasoning_tokens,
             "reasoning_estimated": totals.usage.reasoning_estimated,

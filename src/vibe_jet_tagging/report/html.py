@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .plots import plot_context
-from .table import Table, error_summary, metric_tables, taggers_of
+from .table import Table, error_summary, fmt_input_tokens, metric_tables, taggers_of
 
 __all__ = ["render_html", "write_html"]
 
@@ -96,7 +96,7 @@ def _usage(run: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return [
         (
             "tokens per jet (as asked)",
-            f"{rec['input_tokens']:,.0f} input, {rec['output_tokens']:,.0f} output "
+            f"{fmt_input_tokens(rec)}, {rec['output_tokens']:,.0f} output "
             f"({rec['reasoning_tokens']:,.0f} reasoning{estimated})",
         ),
         ("paid in this run", f"{u['requests']:,} requests, ${u['cost']:.5f}"),

@@ -34,6 +34,7 @@ ROW_FIELDS = (
     "logprob_quark_probability",
     "parsed_by",
     "input_tokens",
+    "cached_input_tokens",
     "output_tokens",
     "reasoning_tokens",
     "reasoning_estimated",
@@ -64,9 +65,10 @@ def result_row(
     """The JSON row of one jet's outcome (a result, or the error it raised).
 
     ``tokens`` is input plus output tokens (what the answer cost when it was asked, also on
-    a cache hit); ``backend`` records whether a model server or the emulated server answered,
-    and ``server`` its base URL (when given, or when the result says which of several servers
-    answered), which reports show.
+    a cache hit), of which ``cached_input_tokens`` came from the server's prefix cache
+    (``None``: the server did not say); ``backend`` records whether a model server or the
+    emulated server answered, and ``server`` its base URL (when given, or when the result
+    says which of several servers answered), which reports show.
     With ``reasoning``, the row also keeps the reasoning text and the final answer.
     """
     if isinstance(outcome, TaggingError):
@@ -92,6 +94,7 @@ def result_row(
         "logprob_quark_probability": r.logprob_quark_probability,
         "parsed_by": r.parsed_by,
         "input_tokens": r.usage.input_tokens,
+        "cached_input_tokens": r.usage.cached_input_tokens,
         "output_tokens": r.usage.output_tokens,
         "reasoning_tokens": r.usage.reasoning_tokens,
         "reasoning_estimated": r.usage.reasoning_estimated,
@@ -135,6 +138,7 @@ def row_result(row: Mapping[str, Any]) -> TagResult:
         parsed_by=row.get("parsed_by"),
         usage=Usage(
             input_tokens=row.get("input_tokens") or 0,
+            cached_input_tokens=row.get("cached_input_tokens"),
             output_tokens=row.get("output_tokens") or 0,
             reasoning_tokens=row.get("reasoning_tokens") or 0,
             reasoning_estimated=bool(row.get("reasoning_estimated")),

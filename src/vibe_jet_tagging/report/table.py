@@ -22,6 +22,7 @@ __all__ = [
     "Table",
     "error_summary",
     "fmt_fraction",
+    "fmt_input_tokens",
     "fmt_rejection",
     "interval_note",
     "metric_tables",
@@ -93,6 +94,19 @@ def fmt_rejection(value: float | None, interval: Any = None, n_gluon: int | None
         if lo_text != hi_text:
             text += f" ({lo_text}–{hi_text})"
     return text
+
+
+def fmt_input_tokens(per_jet: Mapping[str, Any]) -> str:
+    """Input tokens per jet, split into prefilled and prefix-cached when the server said.
+
+    ``3,929 input (793 prefilled, 3,136 from the prefix cache)``, or ``3,929 input``.
+    """
+    total, cached = per_jet["input_tokens"], per_jet.get("cached_input_tokens")
+    if cached is None:
+        return f"{total:,.0f} input"
+    return (
+        f"{total:,.0f} input ({total - cached:,.0f} prefilled, {cached:,.0f} from the prefix cache)"
+    )
 
 
 def _count(n: int | None) -> str:
