@@ -135,6 +135,17 @@ def _backoff(attempt: int) -> float:
     return min(0.5 * 2**attempt, 8.0) * (1 - 0.25 * random.random())
 
 
+def _server_info_error(exc: ServerError) -> TagError:
+    """The :class:`TagError` of a failed look at the server (``/v1/models``, ``/version``).
+
+    A model the server does not serve is permanent (vLLM answers such requests with 404);
+    a server that cannot be read may come back.
+    """
+    if isinstance(exc, ModelNotServedError):
+        return TagError(kind="server", message=str(exc), status=404)
+    return TagError(kind="connection", message=str(exc))
+
+
 def _model_settings(model: BaseChatModel) -> dict[str, Any]:
     """What about the model shapes its answers (not where it is served)."""
     if hasattr(model, "model_name"):
@@ -596,12 +607,10 @@ class JetTagger(Runnable[JetInput, TagResult]):
             error = TagError(kind=exc.kind, message=str(exc), raw_answer=exc.raw)
         except openai.APIError as exc:
             error = _server_error(exc, self.base_url)
-        except ModelNotServedError as exc:  # what vLLM answers with 404: asking again fails
-            error = TagError(kind="server", message=str(exc), status=404)
         except MalformedResponseError as exc:
             error = TagError(kind="server", message=str(exc), status=200)
         except ServerError as exc:  # the server's /models could not be read
-            error = TagError(kind="connection", message=str(exc))
+            error = _server_info_error(exc)
         else:
             return self._result(
                 jet,
@@ -640,7 +649,7 @@ class JetTagger(Runnable[JetInput, TagResult]):
                 await asyncio.to_thread(lambda: self.settings_key)
             key = self.key_for(jet)
         except ServerError as exc:  # the server's /models could not be read
-            error = TagError(kind="connection", message=str(exc))
+            error = _server_info_error(exc)
             raise TaggingError(self._result(jet, "", error=error)) from None
         hit = self._lookup(key, jet)
         if hit is not None:
