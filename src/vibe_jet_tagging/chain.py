@@ -40,7 +40,7 @@ from ._sync import iterate_sync, run_sync
 from .cache import ResultCache
 from .config import SelectorName, api_settings
 from .endpoints import SERVER_HEADER
-from .errors import ConfigError, ModelNotServedError, ServerError
+from .errors import ConfigError, ModelNotServedError, ServerError, ServersDisagreeError
 from .formats import JetFormat
 from .jets import Jet
 from .model import DEFAULT_BASE_URL, ChatVLLM, Effort, reasoning_of
@@ -138,11 +138,13 @@ def _backoff(attempt: int) -> float:
 def _server_info_error(exc: ServerError) -> TagError:
     """The :class:`TagError` of a failed look at the server (``/v1/models``, ``/version``).
 
-    A model the server does not serve is permanent (vLLM answers such requests with 404);
-    a server that cannot be read may come back.
+    A model the server does not serve is permanent (vLLM answers such requests with 404), so
+    are servers that serve different weights; a server that cannot be read may come back.
     """
     if isinstance(exc, ModelNotServedError):
         return TagError(kind="server", message=str(exc), status=404)
+    if isinstance(exc, ServersDisagreeError):
+        return TagError(kind="server", message=str(exc), status=409)
     return TagError(kind="connection", message=str(exc))
 
 

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
-__all__ = ["ConfigError", "ModelNotServedError", "ServerError", "VJTError", "one_line"]
+__all__ = [
+    "ConfigError",
+    "ModelNotServedError",
+    "ServerError",
+    "ServersDisagreeError",
+    "VJTError",
+    "one_line",
+]
 
 
 class VJTError(Exception):
@@ -47,3 +54,8 @@ class ModelNotServedError(ServerError):
     def __init__(self, message: str, *, url: str, served: list[str]) -> None:
         super().__init__(message, url=url)
         self.served = served
+
+
+class ServersDisagreeError(ServerError):
+    """Several servers given for one model serve different weights (or mix the emulator in):
+    their answers are not one model's. Asking again cannot cure it."""
