@@ -2,7 +2,7 @@
 
 >>> from vibe_jet_tagging import JetTagger, load_sample
 >>> jets = load_sample().balanced(20, seed=1)                    # doctest: +SKIP
->>> tagger = JetTagger(base_url="http://localhost:8000/v1", effort="low")
+>>> tagger = JetTagger(base_url="http://localhost:8000/v1", reasoning_effort="low")
 >>> results = tagger.batch(jets)                                   # doctest: +SKIP
 
 Names are imported on first use, so ``import vibe_jet_tagging`` stays quick.
@@ -22,6 +22,7 @@ _EXPORTS = {
     "load_sample": "data",
     "JetFormat": "formats",
     "JetPrompt": "prompts",
+    "JetPromptTemplate": "prompt_template",
     "list_templates": "prompts",
     "load_template": "prompts",
     "ChatVLLM": "model",
@@ -32,6 +33,7 @@ _EXPORTS = {
     "JetTagger": "chain",
     "TagResult": "results",
     "TaggingError": "results",
+    "TransientTaggingError": "results",
     "Usage": "results",
     "ResultCache": "cache",
     "DiskLLMCache": "cache",
@@ -41,6 +43,7 @@ _EXPORTS = {
     "LocalLLMClassifier": "classifier",
     "EmulatedServer": "emulator",
     "VJTError": "errors",
+    "ConfigError": "errors",
 }
 
 __all__ = [*sorted(_EXPORTS), "__version__"]
@@ -65,12 +68,13 @@ if TYPE_CHECKING:
     from .classifier import LocalLLMClassifier
     from .data import JetDataset, load_jets, load_sample
     from .emulator import EmulatedServer
-    from .errors import VJTError
+    from .errors import ConfigError, VJTError
     from .formats import JetFormat
     from .jets import Jet
     from .model import ChatVLLM
     from .output_parser import JetLabelParser
     from .parsing import JetLabel, LabelParseError, parse_label
+    from .prompt_template import JetPromptTemplate
     from .prompts import JetPrompt, list_templates, load_template
-    from .results import TaggingError, TagResult, Usage
+    from .results import TaggingError, TagResult, TransientTaggingError, Usage
     from .usage import UsageCallback, track_usage, usage_totals

@@ -38,11 +38,12 @@ from langchain_openai.chat_models.base import BaseChatOpenAI
 
 from ._sync import iterate_sync, run_sync
 from .cache import ResultCache
+from .config import SelectorName, api_settings
 from .endpoints import SERVER_HEADER
-from .errors import ServerError
+from .errors import ConfigError, ModelNotServedError, ServerError, ServersDisagreeError
 from .formats import JetFormat
 from .jets import Jet
-from .model import DEFAULT_BASE_URL, DEFAULT_MODEL, ChatVLLM, Effort, reasoning_of
+from .model import DEFAULT_BASE_URL, ChatVLLM, Effort, reasoning_of
 from .output_parser import JetLabelParser
 from .parsing import (
     COMPACT_LABEL_REGEX,
@@ -53,8 +54,9 @@ from .parsing import (
     label_response_format,
     reask_messages,
 )
-from .prompts import DEFAULT_TEMPLATE, JetPrompt, PromptTemplateSpec, SelectorName
-from .results import TagError, TaggingError, TagResult, Usage
+from .prompt_template import JetPromptTemplate
+from .prompts import JetPrompt, PromptTemplateSpec
+from .results import TagError, TaggingError, TagResult, TransientTaggingError, Usage
 from .server_info import ServerInfo, fetch_pool_info
 
 if TYPE_CHECKING:
@@ -68,6 +70,8 @@ logger = logging.getLogger(__name__)
 JetInput = Jet | np.ndarray | Mapping[str, Any]
 """A :class:`Jet`, an ``(n, 4)`` or zero-padded ``(M, 4)`` array, or a mapping with ``jet``."""
 
+_ARGUMENT_NAMES = {"effort": "reasoning_effort", "concurrency": "max_concurrency"}
+"""Settings given to ``JetTagger`` under another name (for error messages)."""
 _PREPARE_CHUNK = 512  # jets coerced, keyed and looked up at once by abatch_as_completed
 
 
@@ -135,6 +139,19 @@ def _backoff(attempt: int) -> float:
     return min(0.5 * 2**attempt, 8.0) * (1 - 0.25 * random.random())
 
 
+def _server_info_error(exc: ServerError) -> TagError:
+    """The :class:`TagError` of a failed look at the server (``/v1/models``, ``/version``).
+
+    A model the server does not serve is permanent (vLLM answers such requests with 404), so
+    are servers that serve different weights; a server that cannot be read may come back.
+    """
+    if isinstance(exc, ModelNotServedError):
+        return TagError(kind="server", message=str(exc), status=404)
+    if isinstance(exc, ServersDisagreeError):
+        return TagError(kind="server", message=str(exc), status=409)
+    return TagError(kind="connection", message=str(exc))
+
+
 def _model_settings(model: BaseChatModel) -> dict[str, Any]:
     """What about the model shapes its answers (not where it is served)."""
     if hasattr(model, "model_name"):
@@ -156,6 +173,14 @@ def _model_settings(model: BaseChatModel) -> dict[str, Any]:
 class JetTagger(Runnable[JetInput, TagResult]):
     """Tag jets as quark- or gluon-initiated with a reasoning LLM on a vLLM server.
 
+    Every argument left out (``None``) comes from the configuration, as ``vjt`` reads it:
+    ``VJT_*`` variables (``VJT_BASE_URL`` or ``OPENAI_BASE_URL``, ``VJT_MODEL``, ``VJT_EFFORT``,
+    ``VJT_MAX_TOKENS``, ``VJT_TIMEOUT``, ``VJT_MAX_RETRIES``, ``VJT_TEMPERATURE``, ``VJT_SEED``,
+    ``VJT_TEMPLATE``, ``VJT_SHOTS``, ``VJT_SELECTOR``, ``VJT_CONCURRENCY``,
+    ``VJT_STRUCTURED_OUTPUT``, ``VJT_CACHE_DIR``, ``VJT_API_KEY`` or ``OPENAI_API_KEY``), then
+    the config file (see :mod:`vibe_jet_tagging.config`), then the defaults below. An invalid
+    value raises :class:`~vibe_jet_tagging.errors.ConfigError` (a ``ValueError``) in one line.
+
     Args:
         model: a model name served by vLLM (default ``openai/gpt-oss-120b``), or any LangChain
             chat model (e.g. a configured :class:`ChatVLLM`).
@@ -163,121 +188,186 @@ class JetTagger(Runnable[JetInput, TagResult]):
             or a list of servers of the same model: each request goes to the one with the
             fewest in flight, and one that fails is set aside for a while
             (:class:`~vibe_jet_tagging.endpoints.EndpointPool`).
-        effort: reasoning effort, ``"low"``, ``"medium"`` or ``"high"``.
+        reasoning_effort: ``"low"``, ``"medium"`` (default) or ``"high"``; ``effort`` is an
+            alias kept for older code.
         temperature, seed: sampling settings sent to the server (``seed`` also draws the
             few-shot examples).
         max_tokens, timeout, max_retries, api_key: request settings (see :class:`ChatVLLM`).
-        template: a template name from ``prompts/``, a path, or a :class:`PromptTemplateSpec`.
+        template: a template name from ``prompts/`` (default ``few_shot``), a path, a
+            :class:`PromptTemplateSpec`, or a :class:`JetPromptTemplate`.
         examples: labelled jets for few-shot examples (default: the bundled sample).
         format, shots, selector: override the template's jet format, number of examples and
-            example selector.
+            example selector (``"balanced"`` or ``"nearest"``).
         structured_output: send the :class:`JetLabel` JSON schema as ``response_format``
-            (turn off for servers without structured outputs).
+            (default on; turn off for servers without structured outputs).
         reask: re-ask once when the answer gives no label (JSON failing the schema, a label
             contradicting the probability, prose without an explicit decision).
         logprobs: request token logprobs and report a logprob-based quark probability.
-        cache: a :class:`ResultCache`, a folder, ``True`` for the default folder, or
-            ``None``/``False`` for none. The key leaves out the server's URL (the same model
-            anywhere gives the same answer) but holds what the server is (see
-            :attr:`settings_key`), so the emulated server's answers, or another model's, are
-            never served for this one.
+        cache: a :class:`ResultCache`, a folder, ``True`` for the default folder
+            (``<cache_dir>/results``), or ``None``/``False`` for none. The key leaves out the
+            server's URL (the same model anywhere gives the same answer) but holds what the
+            server is (see :attr:`settings_key`), so the emulated server's answers, or another
+            model's, are never served for this one.
         refresh: ignore cached results (and overwrite them).
-        max_concurrency: requests in flight at once in ``abatch`` when the config sets none.
+        max_concurrency: requests in flight at once in ``abatch`` when the config sets none
+            (default 64).
 
     Raises :class:`TaggingError` (with ``.result`` holding the error, raw answer and usage)
     when a jet gets no label; ``abatch(..., return_exceptions=True)`` returns them in place.
-    ``tagger.parser`` is the :class:`JetLabelParser` that reads the answers (usable in any
-    chain), ``tagger.prompt`` the :class:`JetPrompt`.
+    ``tagger.prompt_template`` is the :class:`JetPromptTemplate` it formats with and
+    ``tagger.parser`` the :class:`JetLabelParser` that reads the answers (both usable in any
+    chain, with any chat model), ``tagger.model`` the chat model.
     """
 
     def __init__(
         self,
-        model: str | BaseChatModel = DEFAULT_MODEL,
+        model: str | BaseChatModel | None = None,
         *,
         base_url: str | Sequence[str] | None = None,
-        effort: Effort | None = "medium",
+        reasoning_effort: Effort | None = None,
+        effort: Effort | None = None,
         temperature: float | None = None,
         seed: int | None = None,
         max_tokens: int | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
         api_key: str | None = None,
-        template: str | Path | PromptTemplateSpec = DEFAULT_TEMPLATE,
+        template: str | Path | PromptTemplateSpec | JetPromptTemplate | None = None,
         examples: Any = None,
         format: JetFormat | None = None,
         shots: int | None = None,
         selector: SelectorName | None = None,
-        structured_output: bool = True,
+        structured_output: bool | None = None,
         reask: bool = True,
         logprobs: bool = False,
         cache: ResultCache | str | Path | bool | None = True,
         refresh: bool = False,
-        max_concurrency: int = 64,
+        max_concurrency: int | None = None,
     ) -> None:
-        if isinstance(model, BaseChatModel):
-            ignored = [
-                name
-                for name, value in (
-                    ("base_url", base_url),
-                    ("temperature", temperature),
-                    ("max_tokens", max_tokens),
-                    ("timeout", timeout),
-                    ("max_retries", max_retries),
-                    ("api_key", api_key),
-                )
-                if value is not None
-            ]
+        if effort is not None and reasoning_effort is not None and effort != reasoning_effort:
+            raise ConfigError(
+                f"reasoning_effort={reasoning_effort!r} and effort={effort!r}: effort is an "
+                "alias of reasoning_effort; give one"
+            )
+        given_model = isinstance(model, BaseChatModel)
+        request = {
+            "base_url": base_url,
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            "timeout": timeout,
+            "max_retries": max_retries,
+            "api_key": api_key,
+        }
+        if given_model:
+            ignored = [name for name, value in request.items() if value is not None]
+            if reasoning_effort is not None or effort is not None:
+                ignored.append("reasoning_effort")
             if ignored:
-                raise ValueError(
+                raise ConfigError(
                     f"{', '.join(ignored)}: set these on the chat model passed as `model`"
                 )
-            self.model = model
-        else:
-            options: dict[str, Any] = {
-                "model": model,
-                "reasoning_effort": effort,
-                "temperature": temperature,
-                "seed": seed,
-            }
-            for name, value in (
-                ("base_url", base_url),
-                ("max_completion_tokens", max_tokens),
-                ("timeout", timeout),
-                ("max_retries", max_retries),
-                ("api_key", api_key),
-            ):
-                if value is not None:
-                    options[name] = value
-            self.model = ChatVLLM(**options)
-        self.prompt = JetPrompt(
-            template,
-            examples=examples,
-            format=format,
+        if isinstance(template, JetPromptTemplate):
+            overrides = {"examples": examples, "format": format, "shots": shots}
+            clash = [k for k, v in {**overrides, "selector": selector}.items() if v is not None]
+            if clash:
+                raise ConfigError(
+                    f"{', '.join(clash)}: set these on the JetPromptTemplate passed as template"
+                )
+        settings = api_settings(
+            _ARGUMENT_NAMES,
+            model=None if given_model else model,
+            effort=reasoning_effort or effort,
+            seed=seed,
+            template=template if isinstance(template, str) else None,
             shots=shots,
             selector=selector,
-            seed=seed or 0,
+            structured_output=structured_output,
+            concurrency=max_concurrency,
+            **request,
         )
-        self.structured_output = structured_output
+        if given_model:
+            self.model: BaseChatModel = model  # type: ignore[assignment]
+        else:
+            urls = settings.base_urls
+            self.model = ChatVLLM(
+                model=settings.model,
+                base_url=urls[0] if len(urls) == 1 else urls,
+                api_key=settings.api_key,
+                reasoning_effort=settings.effort,
+                temperature=settings.temperature,
+                seed=settings.seed,
+                max_completion_tokens=settings.max_tokens,
+                timeout=settings.timeout,
+                max_retries=settings.max_retries,
+            )
+        if isinstance(template, JetPromptTemplate):
+            self.prompt_template = template
+        else:
+            self.prompt_template = JetPromptTemplate(
+                settings.template if template is None or isinstance(template, str) else template,
+                examples=examples,
+                format=format,
+                shots=settings.shots,
+                selector=settings.selector,
+                seed=settings.seed or 0,
+            )
+        self.prompt: JetPrompt = self.prompt_template.jet_prompt
+        """The formatting under :attr:`prompt_template` (template, format, examples)."""
+        self.structured_output = settings.structured_output
         self.reask = reask
         self.logprobs = logprobs
         self.refresh = refresh
-        self.max_concurrency = max_concurrency
+        self.max_concurrency = settings.concurrency
         if cache is True:
-            cache = ResultCache()
+            folder = settings.cache_dir
+            cache = ResultCache(
+                folder / "results" if folder else None, shared=settings.shared_cache
+            )
         elif isinstance(cache, str | Path):
-            cache = ResultCache(cache)
+            cache = ResultCache(cache, shared=settings.shared_cache)
         self.cache: ResultCache | None = cache if isinstance(cache, ResultCache) else None
 
         self._call_options: dict[str, Any] | None = None
         self._server_info: ServerInfo | None = None
         self._server_lock = threading.Lock()
-        self._prompt = RunnableLambda(self.prompt.messages, name="prompt")
+        self._prompt = RunnableLambda(self.prompt_template.messages, name="prompt")
         self.parser = JetLabelParser(name="parse_label")
         self._settings_key_value: str | None = None
         self._key_lock = threading.Lock()
         self._inflight: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[str, asyncio.Future[TagResult]]
         ] = weakref.WeakKeyDictionary()
+
+    def __repr__(self) -> str:
+        cache = "None" if self.cache is None else repr(str(self.cache.directory))
+        pool = getattr(self.model, "endpoint_pool", None)
+        urls = self.base_url if pool is None else pool.base_urls
+        return (
+            f"JetTagger(model={self.model_name!r}, base_url={urls!r}, "
+            f"reasoning_effort={self.reasoning_effort!r}, template={self.prompt.template.name!r}, "
+            f"shots={self.prompt.shots}, cache={cache})"
+        )
+
+    def with_retry(
+        self,
+        *,
+        retry_if_exception_type: tuple[type[BaseException], ...] = (TransientTaggingError,),
+        wait_exponential_jitter: bool = True,
+        exponential_jitter_params: Any = None,
+        stop_after_attempt: int = 3,
+    ) -> Runnable[JetInput, TagResult]:
+        """Retry jets whose error can pass: connection errors, timeouts, 429 and 5xx.
+
+        Unlike LangChain's default (any exception), a permanent error (an unknown model, a
+        request the server refuses, an answer without a label) fails at once. Pass
+        ``retry_if_exception_type=(TaggingError,)`` to retry every failed jet.
+        """
+        return super().with_retry(
+            retry_if_exception_type=retry_if_exception_type,
+            wait_exponential_jitter=wait_exponential_jitter,
+            exponential_jitter_params=exponential_jitter_params,
+            stop_after_attempt=stop_after_attempt,
+        )
 
     # -- identity --------------------------------------------------------------------------------
 
@@ -287,9 +377,14 @@ class JetTagger(Runnable[JetInput, TagResult]):
         return str(getattr(self.model, "model_name", None) or type(self.model).__name__)
 
     @property
-    def effort(self) -> str | None:
+    def reasoning_effort(self) -> str | None:
         """The reasoning effort sent with each request."""
         return getattr(self.model, "reasoning_effort", None)
+
+    @property
+    def effort(self) -> str | None:
+        """Alias of :attr:`reasoning_effort`."""
+        return self.reasoning_effort
 
     @property
     def base_url(self) -> str | None:
@@ -532,7 +627,7 @@ class JetTagger(Runnable[JetInput, TagResult]):
         except MalformedResponseError as exc:
             error = TagError(kind="server", message=str(exc), status=200)
         except ServerError as exc:  # the server's /models could not be read
-            error = TagError(kind="connection", message=str(exc))
+            error = _server_info_error(exc)
         else:
             return self._result(
                 jet,
@@ -571,7 +666,7 @@ class JetTagger(Runnable[JetInput, TagResult]):
                 await asyncio.to_thread(lambda: self.settings_key)
             key = self.key_for(jet)
         except ServerError as exc:  # the server's /models could not be read
-            error = TagError(kind="connection", message=str(exc))
+            error = _server_info_error(exc)
             raise TaggingError(self._result(jet, "", error=error)) from None
         hit = self._lookup(key, jet)
         if hit is not None:

@@ -1,12 +1,18 @@
-"""Settings for the command line: flags, then environment, then a config file, then defaults.
+"""Settings of the command line and the Python API: given, then environment, then config file.
 
-Environment variables are ``VJT_<NAME>`` (``VJT_BASE_URL``, ``VJT_MODEL``, ``VJT_EFFORT``...);
-the API key also comes from ``OPENAI_API_KEY``. The config file is TOML with the same names,
-at ``$VJT_CONFIG`` or ``~/.config/vibe-jet-tagging/config.toml``::
+One order everywhere (``vjt``, :class:`~vibe_jet_tagging.JetTagger`,
+:class:`~vibe_jet_tagging.ChatVLLM`): a value given (a flag, an argument), then the
+environment (``VJT_<NAME>``: ``VJT_BASE_URL``, ``VJT_MODEL``, ``VJT_EFFORT``...; the base URL
+also from ``OPENAI_BASE_URL`` and the API key from ``OPENAI_API_KEY``), then the config file,
+then the defaults. The config file is TOML with the same names, at ``$VJT_CONFIG`` or
+``~/.config/vibe-jet-tagging/config.toml``::
 
     base_url = "http://gpu-node:8000/v1"
     effort = "high"
     concurrency = 128
+
+This module is light (no LangChain, no numpy): the command line imports it before it knows
+whether it will talk to a server.
 """
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ from __future__ import annotations
 import logging
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import AliasChoices, Field, SecretStr, ValidationError
@@ -26,13 +33,37 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from .errors import VJTError
-from .model import DEFAULT_BASE_URL, DEFAULT_MODEL, Effort
-from .prompts import DEFAULT_TEMPLATE
+from .errors import ConfigError
 
-__all__ = ["Settings", "config_path", "load_settings"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MODEL",
+    "DEFAULT_TEMPLATE",
+    "EFFORTS",
+    "ENVIRONMENT",
+    "Effort",
+    "SelectorName",
+    "Settings",
+    "api_settings",
+    "config_path",
+    "load_settings",
+]
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "http://localhost:8000/v1"
+DEFAULT_MODEL = "openai/gpt-oss-120b"
+DEFAULT_TEMPLATE = "few_shot"
+Effort = Literal["low", "medium", "high"]
+EFFORTS: tuple[str, ...] = Effort.__args__  # type: ignore[attr-defined]
+SelectorName = Literal["balanced", "nearest"]
+
+ENVIRONMENT: dict[str, tuple[str, ...]] = {
+    "base_url": ("VJT_BASE_URL", "OPENAI_BASE_URL"),
+    "api_key": ("VJT_API_KEY", "OPENAI_API_KEY"),
+    "effort": ("VJT_EFFORT", "VJT_REASONING_EFFORT"),
+}
+"""Environment variables of the settings that are not simply ``VJT_<NAME>``, first wins."""
 
 
 def config_path() -> Path:
@@ -44,21 +75,25 @@ def config_path() -> Path:
 
 
 class Settings(BaseSettings):
-    """What the commands that talk to a model server need to know."""
+    """What talking to a model server and tagging jets need to know (see the module doc)."""
 
-    model_config = SettingsConfigDict(env_prefix="VJT_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="VJT_", extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
 
-    base_url: str | list[str] = DEFAULT_BASE_URL
+    base_url: str | list[str] = Field(
+        DEFAULT_BASE_URL, validation_alias=AliasChoices(*ENVIRONMENT["base_url"])
+    )
     """One server, or several serving the same model (a list; in ``VJT_BASE_URL``,
     separated by commas)."""
     model: str = DEFAULT_MODEL
     api_key: SecretStr = Field(
-        SecretStr("EMPTY"),
-        validation_alias=AliasChoices("api_key", "VJT_API_KEY", "OPENAI_API_KEY"),
+        SecretStr("EMPTY"), validation_alias=AliasChoices(*ENVIRONMENT["api_key"])
     )
-    effort: Effort = "medium"
+    effort: Effort = Field("medium", validation_alias=AliasChoices(*ENVIRONMENT["effort"]))
     template: str = DEFAULT_TEMPLATE
     shots: int | None = Field(None, ge=0)
+    selector: SelectorName | None = None
     concurrency: int = Field(64, ge=1)
     max_tokens: int | None = Field(None, ge=1)
     timeout: float = Field(600.0, gt=0)
@@ -88,54 +123,88 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, config_path()))
 
 
-def _origin(field: str, flags: dict[str, Any]) -> str:
+def environment_names(field: str) -> tuple[str, ...]:
+    """The environment variables a setting is read from, first wins."""
+    return ENVIRONMENT.get(field, (f"VJT_{field.upper()}",))
+
+
+def _origin(field: str, given: Mapping[str, Any], given_as: str) -> str:
     """Where the value of ``field`` came from, for error messages."""
-    if field in flags:
-        return "--" + field.replace("_", "-")
-    names = [f"VJT_{field.upper()}"] + (["OPENAI_API_KEY"] if field == "api_key" else [])
-    for name in names:
-        if name in os.environ:
+    if field in given:
+        return given_as
+    for name in environment_names(field):
+        if os.environ.get(name):
             return name
     return str(config_path())
 
 
-def load_settings(**flags: Any) -> Settings:
-    """Settings from ``flags`` (``None`` means not given), the environment and the config file.
-
-    Precedence: flags, then ``VJT_*`` variables (and ``OPENAI_API_KEY``), then the config
-    file, then the defaults. Raises :class:`VJTError` with one line naming each invalid value
-    and where it came from (the flag, the variable or the file).
-    """
-    given = {k: v for k, v in flags.items() if v is not None}
+def _load(given: dict[str, Any], name_of: Any, given_as: Any) -> Settings:
+    given = {k: v for k, v in given.items() if v is not None}
     try:
         settings = Settings(**given)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "?"
-            value = error.get("input")
-            shown = "***" if field == "api_key" else repr(value)
-            problems.append(f"{field} {shown} (from {_origin(field, given)}): {error['msg']}")
-        raise VJTError("invalid setting: " + "; ".join(problems)) from None
+            loc = str(error["loc"][0]) if error["loc"] else "?"
+            field = next((f for f, names in ENVIRONMENT.items() if loc in names), loc)
+            value = "***" if field == "api_key" else repr(error.get("input"))
+            origin = _origin(field, given, given_as(field))
+            problems.append(f"{name_of(field)} {value} (from {origin}): {error['msg']}")
+        raise ConfigError("invalid setting: " + "; ".join(problems)) from None
     except ValueError as exc:  # a malformed config file
-        raise VJTError(f"cannot read the config file {config_path()}: {exc}") from None
-    _warn_unknown_keys()
+        raise ConfigError(f"cannot read the config file {config_path()}: {exc}") from None
+    _warn_unknown_keys(config_path())
     return settings
 
 
-def _warn_unknown_keys() -> None:
-    """Log the config file's keys that are no setting (a typo would be ignored silently)."""
-    path = config_path()
+def load_settings(**flags: Any) -> Settings:
+    """Settings from command-line ``flags`` (``None``: not given), the environment, the file.
+
+    Raises :class:`~vibe_jet_tagging.errors.ConfigError` with one line naming each invalid
+    value and where it came from (the flag, the variable or the file).
+    """
+    return _load(flags, str, lambda field: "--" + field.replace("_", "-"))
+
+
+def api_settings(names: Mapping[str, str] | None = None, **arguments: Any) -> Settings:
+    """Settings from Python ``arguments`` (``None``: not given), the environment, the file.
+
+    ``names`` maps a setting to the argument it was given as (``{"effort":
+    "reasoning_effort"}``), so errors name what the caller wrote.
+    """
+    names = names or {}
+
+    def name_of(field: str) -> str:
+        return names.get(field, field)
+
+    return _load(arguments, name_of, lambda field: "the argument")
+
+
+def _unknown_keys(path: Path) -> tuple[str, ...]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        return ()
+    return tuple(sorted(set(data) - set(Settings.model_fields)))
+
+
+def _warn_unknown_keys(path: Path) -> None:
+    """Log the config file's keys that are no setting, once per file version."""
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
         return
-    known = set(Settings.model_fields)
-    unknown = sorted(set(data) - known)
+    if (path, mtime) in _WARNED:
+        return
+    _WARNED.add((path, mtime))
+    unknown = _unknown_keys(path)
     if unknown:
         logger.warning(
             "%s: unknown setting(s) %s ignored; known: %s",
             path,
             ", ".join(unknown),
-            ", ".join(sorted(known)),
+            ", ".join(sorted(Settings.model_fields)),
         )
+
+
+_WARNED: set[tuple[Path, float]] = set()

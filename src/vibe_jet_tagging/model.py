@@ -2,10 +2,15 @@
 
 What it adds to ``ChatOpenAI``:
 
-- defaults for vLLM serving gpt-oss: ``base_url`` ``http://localhost:8000/v1``, model
-  ``openai/gpt-oss-120b``, API key ``"EMPTY"`` unless ``OPENAI_API_KEY`` is set, a
-  ``reasoning_effort`` sent as the Chat Completions field, a ``max_tokens`` budget that fits high
-  effort, a timeout and retries that suit long reasoning;
+- the package's configuration: what is not given is read like ``vjt`` reads it
+  (``VJT_BASE_URL``/``OPENAI_BASE_URL``, ``VJT_MODEL``, ``VJT_EFFORT``, ``VJT_MAX_TOKENS``,
+  ``VJT_TIMEOUT``, ``VJT_MAX_RETRIES``, ``VJT_TEMPERATURE``, ``VJT_SEED``,
+  ``VJT_API_KEY``/``OPENAI_API_KEY``, then the config file: see :mod:`vibe_jet_tagging.config`),
+  else defaults for vLLM serving gpt-oss: ``base_url`` ``http://localhost:8000/v1``, model
+  ``openai/gpt-oss-120b``, API key ``"EMPTY"``, ``reasoning_effort`` ``"medium"`` sent as the
+  Chat Completions field, a timeout and retries that suit long reasoning;
+- one-line errors for invalid arguments (:class:`~vibe_jet_tagging.errors.ConfigError`, a
+  ``ValueError``), not a pydantic dump;
 - the reasoning text: vLLM returns it in ``message.reasoning`` (older servers:
   ``reasoning_content``), which ``ChatOpenAI`` drops. ``ChatVLLM`` keeps it, from either name,
   in ``AIMessage.additional_kwargs["reasoning_content"]``, for ``invoke``, ``ainvoke`` and
@@ -21,17 +26,20 @@ import itertools
 import os
 import threading
 import weakref
-from collections.abc import Iterator
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import openai
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
 from langchain_openai._compat import httpx  # the httpx flavour the openai SDK uses
-from pydantic import Field, SecretStr, model_validator
+from langchain_openai.chat_models import base as _openai_base
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
+from .config import DEFAULT_BASE_URL, DEFAULT_MODEL, Effort
 from .endpoints import EndpointPool, PoolTransport
+from .errors import ConfigError, VJTError, one_line
 from .server_info import fetch_server_info
 
 __all__ = [
@@ -40,17 +48,15 @@ __all__ = [
     "REASONING_KEY",
     "ChatVLLM",
     "Effort",
+    "ToolCallingUnavailableError",
     "check_server",
     "reasoning_of",
     "served_models",
 ]
 
-DEFAULT_BASE_URL = "http://localhost:8000/v1"
-DEFAULT_MODEL = "openai/gpt-oss-120b"
 REASONING_KEY = "reasoning_content"
 """Where the reasoning lands in ``AIMessage.additional_kwargs`` (LangChain's usual key)."""
 
-Effort = Literal["low", "medium", "high"]
 _REASONING_FIELDS = ("reasoning", "reasoning_content")
 
 
@@ -121,8 +127,69 @@ def reasoning_of(message: BaseMessage) -> str | None:
     return text if isinstance(text, str) and text else None
 
 
+class ToolCallingUnavailableError(
+    getattr(_openai_base, "OpenAIInvalidRequestError", openai.BadRequestError),  # type: ignore[misc]
+    VJTError,
+):
+    """HTTP 400: the vLLM server was started without tool calling (``--tool-call-parser``).
+
+    Raised for ``bind_tools`` with a ``tool_choice`` and for
+    ``with_structured_output(method="function_calling")``; the message says what works instead.
+    An ``openai.BadRequestError`` still, so code that catches that keeps working.
+    """
+
+
+def _explained(exc: openai.BadRequestError, url: str | None) -> openai.BadRequestError:
+    """``exc``, or a :class:`ToolCallingUnavailableError` saying what to do instead."""
+    if "--tool-call-parser" not in exc.message:
+        return exc
+    said = exc.body.get("message") if isinstance(exc.body, dict) else None
+    message = (
+        f"HTTP 400 from {url}: {said or exc.message}. This vLLM server has no tool calling: "
+        "use with_structured_output(..., method='json_schema') (the default) or 'json_mode', "
+        "or start vLLM with --enable-auto-tool-choice --tool-call-parser <parser> (openai "
+        "for gpt-oss)"
+    )
+    return ToolCallingUnavailableError(message, response=exc.response, body=exc.body)
+
+
+# Settings (see ``config.Settings``) -> the ChatVLLM arguments that set them, first = alias.
+_FROM_SETTINGS: dict[str, tuple[str, ...]] = {
+    "base_url": ("base_url", "openai_api_base"),
+    "model": ("model", "model_name"),
+    "api_key": ("api_key", "openai_api_key"),
+    "effort": ("reasoning_effort",),
+    "max_tokens": ("max_completion_tokens", "max_tokens"),
+    "timeout": ("timeout", "request_timeout"),
+    "max_retries": ("max_retries",),
+    "temperature": ("temperature",),
+    "seed": ("seed",),
+}
+
+
+def _with_settings(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` completed from the configuration (environment, then config file)."""
+    missing = [k for k, names in _FROM_SETTINGS.items() if not any(n in kwargs for n in names)]
+    if not missing:
+        return kwargs
+    from .config import api_settings
+
+    settings = api_settings()
+    filled = dict(kwargs)
+    for key in missing:
+        filled[_FROM_SETTINGS[key][0]] = getattr(settings, key)
+    if "base_url" in missing:  # one server, or several (VJT_BASE_URL="http://a/v1,http://b/v1")
+        urls = settings.base_urls
+        filled["base_url"] = urls[0] if len(urls) == 1 else urls
+    return filled
+
+
 class ChatVLLM(ChatOpenAI):
     """``ChatOpenAI`` for vLLM reasoning models that keeps the reasoning text.
+
+    Arguments not given come from the configuration (``VJT_*`` variables, ``OPENAI_BASE_URL``,
+    ``OPENAI_API_KEY``, then the config file), like ``vjt`` reads them. Invalid arguments
+    raise :class:`~vibe_jet_tagging.errors.ConfigError` (a ``ValueError``) in one line.
 
     Example:
         >>> model = ChatVLLM(reasoning_effort="low")  # doctest: +SKIP
@@ -151,6 +218,19 @@ class ChatVLLM(ChatOpenAI):
     stream_usage: bool | None = True
     http_async_client: Any | None = Field(default_factory=_loop_safe_async_client, exclude=True)
     """Default: connection pools per event loop (see ``_PerLoopTransport``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        try:
+            super().__init__(**_with_settings(kwargs))
+        except ValidationError as exc:
+            raise ConfigError(f"ChatVLLM: {one_line(exc)}") from None
+
+    @field_validator("temperature")
+    @classmethod
+    def _temperature_in_range(cls, value: float | None) -> float | None:
+        if value is not None and not 0 <= value <= 2:
+            raise ValueError("must be between 0 and 2")
+        return value
 
     endpoint_pool: EndpointPool | None = Field(default=None, exclude=True)
     """Set when ``base_url`` is a list of servers: requests spread over them (see
@@ -193,6 +273,33 @@ class ChatVLLM(ChatOpenAI):
     @classmethod
     def get_lc_namespace(cls) -> list[str]:
         return ["vibe_jet_tagging", "model"]
+
+    # -- errors that say what to do -------------------------------------------------------------
+
+    def _generate(self, *args: Any, **kwargs: Any) -> ChatResult:
+        try:
+            return super()._generate(*args, **kwargs)
+        except openai.BadRequestError as exc:
+            raise _explained(exc, self.openai_api_base) from exc
+
+    async def _agenerate(self, *args: Any, **kwargs: Any) -> ChatResult:
+        try:
+            return await super()._agenerate(*args, **kwargs)
+        except openai.BadRequestError as exc:
+            raise _explained(exc, self.openai_api_base) from exc
+
+    def _stream(self, *args: Any, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        try:
+            yield from super()._stream(*args, **kwargs)
+        except openai.BadRequestError as exc:
+            raise _explained(exc, self.openai_api_base) from exc
+
+    async def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+        try:
+            async for chunk in super()._astream(*args, **kwargs):
+                yield chunk
+        except openai.BadRequestError as exc:
+            raise _explained(exc, self.openai_api_base) from exc
 
     # -- keeping the reasoning ----------------------------------------------------------------
 

@@ -17,11 +17,12 @@ import itertools
 import json
 import logging
 import os
+import typing
 from collections.abc import Iterable, Sequence
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import yaml
@@ -31,7 +32,8 @@ from langchain_core.prompts import ChatPromptTemplate, FewShotChatMessagePromptT
 from langchain_core.runnables import Runnable, RunnableLambda
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import VJTError
+from .config import DEFAULT_TEMPLATE, SelectorName
+from .errors import ConfigError, VJTError
 from .formats import JetFormat
 from .jets import OBSERVABLES, Jet
 
@@ -50,10 +52,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_TEMPLATE = "few_shot"
-
-SelectorName = Literal["balanced", "nearest"]
 
 
 class TemplateNotFoundError(VJTError):
@@ -312,6 +310,15 @@ class NearestExampleSelector(JetExampleSelector):
 # -- the prompt --------------------------------------------------------------------------------
 
 
+def _check_choices(shots: Any, selector: Any) -> None:
+    """One-line errors for a bad ``shots`` or ``selector`` (naming what is allowed)."""
+    if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 0):
+        raise ConfigError(f"shots={shots!r}: must be an integer >= 0")
+    allowed = typing.get_args(SelectorName)
+    if selector is not None and selector not in allowed:
+        raise ConfigError(f"selector={selector!r}: must be one of {', '.join(allowed)}")
+
+
 class JetPrompt:
     """A template made into LangChain prompt classes, for one format and set of examples.
 
@@ -335,6 +342,7 @@ class JetPrompt:
         selector: SelectorName | None = None,
         seed: int = 0,
     ) -> None:
+        _check_choices(shots, selector)
         self.template = load_template(template)
         self.format = format or self.template.format
         self.shots = self.template.shots if shots is None else shots

@@ -11,7 +11,7 @@ from .errors import VJTError
 from .model import reasoning_of
 from .parsing import Label, ParseStep
 
-__all__ = ["ErrorKind", "TagError", "TagResult", "TaggingError", "Usage"]
+__all__ = ["ErrorKind", "TagError", "TagResult", "TaggingError", "TransientTaggingError", "Usage"]
 
 ErrorKind = Literal[
     "parse",
@@ -106,6 +106,17 @@ class TagError(BaseModel):
     raw_answer: str | None = Field(None, description="the model's final answer, when it gave one")
     status: int | None = Field(None, description="HTTP status, for server errors")
 
+    @property
+    def transient(self) -> bool:
+        """Whether asking again can succeed: a connection error, a timeout, 429 or 5xx.
+
+        Not a 4xx (an unknown model, a request the server refuses) nor an answer without a
+        label: asking again the same way fails the same way.
+        """
+        if self.kind in ("timeout", "connection", "rate_limit"):
+            return True
+        return self.kind == "server" and (self.status is None or self.status >= 500)
+
 
 class TagResult(BaseModel):
     """One jet's tag: the label, where it came from, and what it cost.
@@ -160,10 +171,31 @@ class TagResult(BaseModel):
 
 
 class TaggingError(VJTError):
-    """A jet could not be tagged; ``.result`` holds the error, the raw answer and the usage."""
+    """A jet could not be tagged; ``.result`` holds the error, the raw answer and the usage.
+
+    An error that can pass (:attr:`TagError.transient`) is a :class:`TransientTaggingError`,
+    which is what ``JetTagger.with_retry`` retries.
+    """
+
+    def __new__(cls, result: TagResult, *args: Any) -> TaggingError:
+        if cls is TaggingError and result.error is not None and result.error.transient:
+            cls = TransientTaggingError
+        return super().__new__(cls, result, *args)
+
+    @property
+    def transient(self) -> bool:
+        """Whether asking again can succeed (see :attr:`TagError.transient`)."""
+        return isinstance(self, TransientTaggingError)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TaggingError, (self.result,))
 
     def __init__(self, result: TagResult) -> None:
         assert result.error is not None
         where = "" if result.index is None else f"jet {result.index}: "
         super().__init__(f"{where}{result.error.kind}: {result.error.message}")
         self.result = result
+
+
+class TransientTaggingError(TaggingError):
+    """A :class:`TaggingError` that asking again can cure: connection, timeout, 429, 5xx."""

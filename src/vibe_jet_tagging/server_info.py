@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from .errors import ModelNotServedError, ServerError
+from .errors import ModelNotServedError, ServerError, ServersDisagreeError
 
 __all__ = ["ModelCard", "ServerInfo", "fetch_pool_info", "fetch_server_info"]
 
@@ -172,7 +172,7 @@ def fetch_pool_info(
             f"{info.base_url} ({'emulated' if info.emulated else cards[info.base_url].root})"
             for info in infos
         )
-        raise ServerError(
+        raise ServersDisagreeError(
             f"the servers do not serve the same {model!r}: {described}", url=infos[0].base_url
         )
     return infos[0]

@@ -99,7 +99,7 @@ def test_unfitted_estimator_says_so():
         ({"reasoning_effort": "extreme"}, TRAIN, None, "reasoning_effort must be one of low"),
         ({"price": {"input": -1}}, TRAIN, None, r"price: input=-1: .*greater than or equal"),
         ({"max_kept": -1}, TRAIN, None, "max_kept must be an integer >= 0"),
-        ({"max_tokens": "many"}, TRAIN, None, "invalid LocalLLMClassifier parameter: max_tokens="),
+        ({"max_tokens": "many"}, TRAIN, None, r"max_tokens 'many' \(from the argument\)"),
         ({}, TRAIN.padded()[:, :, :3], TRAIN.labels, "jet 0: expected 4 columns"),
         ({}, TRAIN.padded()[:, 0, :], TRAIN.labels, r"\(n_jets, M, 4\) array .* shape \(80, 4\)"),
         ({}, TRAIN, TRAIN.labels[:-1], "X has 80 jets but y has 79 labels"),

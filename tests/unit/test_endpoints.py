@@ -78,3 +78,21 @@ def test_a_cancelled_request_says_nothing_about_the_server() -> None:
 def test_bad_pools(urls, message) -> None:
     with pytest.raises(ValueError, match=message):
         EndpointPool(urls)
+
+
+def test_servers_with_other_weights_are_refused_for_good(monkeypatch) -> None:
+    """Answers of other weights are not one model's: refused, and never retried."""
+    from vibe_jet_tagging import chain, server_info
+    from vibe_jet_tagging.errors import ServersDisagreeError
+    from vibe_jet_tagging.server_info import ModelCard, ServerInfo
+
+    roots = {"http://a:8000/v1": "org/model-v1", "http://b:8000/v1": "org/model-v2"}
+
+    def fetch(url, key=None, **kwargs):
+        return ServerInfo(url, (ModelCard("m", root=roots[url], owned_by="vllm"),), "0.32.0")
+
+    monkeypatch.setattr(server_info, "fetch_server_info", fetch)
+    with pytest.raises(ServersDisagreeError, match="do not serve the same 'm'") as info:
+        server_info.fetch_pool_info(list(roots), None, "m")
+    assert "org/model-v1" in str(info.value) and "org/model-v2" in str(info.value)
+    assert not chain._server_info_error(info.value).transient

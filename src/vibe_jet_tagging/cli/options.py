@@ -17,12 +17,17 @@ BaseUrl = Annotated[
     list[str] | None,
     typer.Option(
         help="The vLLM server; repeat it for several servers of the same model, each request "
-        "going to the least busy \\[env VJT_BASE_URL, comma-separated]."
+        "going to the least busy \\[env VJT_BASE_URL or OPENAI_BASE_URL, comma-separated]."
     ),
 ]
 Model = Annotated[str | None, typer.Option(help="Served model name \\[env VJT_MODEL].")]
 Effort = Annotated[
-    str | None, typer.Option(help="Reasoning effort: low, medium or high \\[env VJT_EFFORT].")
+    str | None,
+    typer.Option(
+        "--effort",
+        "--reasoning-effort",
+        help="Reasoning effort: low, medium or high \\[env VJT_EFFORT].",
+    ),
 ]
 Template = Annotated[
     str | None, typer.Option(help="Prompt template name or YAML path \\[env VJT_TEMPLATE].")

@@ -12,7 +12,6 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from ..report.table import fmt_input_tokens
 from .app import console
 from .run import say
 
@@ -60,6 +59,8 @@ def print_notes(report: dict[str, Any]) -> None:
 
 def print_report(report: dict[str, Any]) -> None:
     """The report's tables, what they leave out, and usage and latency in a few lines."""
+    from ..report.table import fmt_input_tokens  # the report stack, when one prints
+
     print_tables(report)
     print_notes(report)
     u = report["usage"]

@@ -12,13 +12,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import numpy as np
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from .._lazy import lazy
 from .app import CLIError, console
 from .breaker import Breaker, RunStopped
 from .cache import cache_root, results_dir
+
+np = lazy("numpy")  # numpy is imported when a command first uses it
 
 _EMULATED = "answers from a physics heuristic, not a language model"
 

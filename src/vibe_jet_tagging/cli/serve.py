@@ -6,8 +6,11 @@ from typing import Annotated, Any
 
 import typer
 
-from ..emulator import LATENCY_PRESETS, EmulatorConfig, serve
 from .app import CLIError, app, console
+
+# The emulator (aiohttp, jsonschema) is imported when the command runs, not for --help;
+# tests/unit/test_cli_startup.py checks that this list is emulator.LATENCY_PRESETS.
+PRESETS = ("instant", "gpt-oss-120b-h100", "gpt-oss-20b-h100")
 
 _REAL_SERVER = (
     "vjt serve only runs the emulated server (--emulate); start a real one with "
@@ -33,7 +36,7 @@ def serve_command(
         bool, typer.Option(help="Report usage.completion_tokens_details.reasoning_tokens.")
     ] = True,
     preset: Annotated[
-        str | None, typer.Option(help=f"Latency preset: {', '.join(LATENCY_PRESETS)}.")
+        str | None, typer.Option(help=f"Latency preset: {', '.join(PRESETS)}.")
     ] = None,
     ttft: Annotated[float | None, typer.Option(help="Time to first token, seconds.")] = None,
     itl: Annotated[float | None, typer.Option(help="Seconds per generated token.")] = None,
@@ -56,6 +59,13 @@ def serve_command(
     truncation_rate: Annotated[
         float | None, typer.Option(help="Rate of answers cut with finish_reason length.")
     ] = None,
+    tool_call_parser: Annotated[
+        str | None,
+        typer.Option(
+            help="Answer tool calls, as vLLM with --enable-auto-tool-choice --tool-call-parser "
+            "NAME (default: none; tool_choice is then refused with HTTP 400, as vLLM does)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the emulated vLLM (OpenAI-compatible) API until Ctrl-C or SIGTERM.
 
@@ -65,6 +75,8 @@ def serve_command(
     if not emulate:
         console.print(_REAL_SERVER, highlight=False, soft_wrap=True)
         raise typer.Exit(2)
+    from ..emulator import EmulatorConfig, serve
+
     settings: dict[str, Any] = {
         "models": model or None,
         "seed": seed,
@@ -75,6 +87,7 @@ def serve_command(
         "stall_seconds": stall_seconds,
         "ttft": ttft,
         "itl": itl,
+        "tool_call_parser": tool_call_parser,
     }
     faults = {
         "server_error": fail_rate,

@@ -171,6 +171,12 @@ class EmulatorConfig(BaseModel):
     retry_after: float = Field(
         1.0, ge=0, description="seconds in the Retry-After header of a 'rate_limit' fault"
     )
+    tool_call_parser: str | None = Field(
+        None,
+        description="like vLLM's --tool-call-parser (with --enable-auto-tool-choice): None "
+        "refuses tool_choice auto, required and named with HTTP 400, as vLLM without the flag "
+        "does; any name answers them with a tool call",
+    )
 
     @field_validator("effort_tokens")
     @classmethod

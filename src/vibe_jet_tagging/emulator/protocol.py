@@ -73,6 +73,8 @@ class ChatRequest:
     response_format: dict[str, Any] | None
     prompt: list[str]
     """The prompt's tokens (:func:`.tokens.prompt_pieces`)."""
+    tool_call: str | None = None
+    """The function the answer calls (its arguments follow ``response_format``), if any."""
 
     @property
     def prompt_tokens(self) -> int:
@@ -218,6 +220,9 @@ def parse_chat_request(body: Any, config: EmulatorConfig) -> ChatRequest:
             "You can only use one kind of structured outputs constraint but multiple are "
             f"specified: {structured} and response_format {response_format['type']}",
         )
+    tool_call = _parse_tools(body, messages, config)
+    if tool_call is not None:
+        response_format = tool_call[1]
     prompt = prompt_pieces(messages)
     prompt_tokens = len(prompt)
     if prompt_tokens > config.max_model_len:
@@ -244,6 +249,88 @@ def parse_chat_request(body: Any, config: EmulatorConfig) -> ChatRequest:
         seed=seed,
         response_format=response_format,
         prompt=prompt,
+        tool_call=None if tool_call is None else tool_call[0],
+    )
+
+
+def _parse_tools(
+    body: dict[str, Any], messages: list[dict[str, Any]], config: EmulatorConfig
+) -> tuple[str, dict[str, Any]] | None:
+    """The function to call and its argument schema, from ``tools`` and ``tool_choice``.
+
+    As vLLM: ``tool_choice`` defaults to ``"auto"`` when there are tools; ``auto``, ``required``
+    and a named function need ``--tool-call-parser`` (``config.tool_call_parser``), else HTTP
+    400. With one, ``required`` and ``auto`` call the first tool (``auto`` answers in text
+    once the last message is a tool's result), a named choice calls that tool.
+    """
+    tools, choice = body.get("tools"), body.get("tool_choice")
+    if not tools:
+        if choice not in (None, "none"):
+            raise ApiError(
+                400,
+                "When using `tool_choice`, `tools` must be set. (parameter=tool_choice)",
+                param="tool_choice",
+            )
+        return None
+    if not isinstance(tools, list) or not all(_is_function_tool(t) for t in tools):
+        raise ApiError(
+            400,
+            "tools must be a list of {type: 'function', function: {name, parameters}}.",
+            param="tools",
+        )
+    functions = {t["function"]["name"]: t["function"] for t in tools}
+    if choice is None:
+        choice = "auto"
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name")
+        if choice.get("type") != "function" or name not in functions:
+            raise ApiError(
+                400,
+                "The tool specified in `tool_choice` does not match any of the specified "
+                "`tools` (parameter=tool_choice)",
+                param="tool_choice",
+            )
+        needs = f'tool_choice=function "{name}" requires --tool-call-parser to be set'
+    elif choice == "none":
+        return None
+    elif choice == "required":
+        name, needs = (
+            next(iter(functions)),
+            'tool_choice="required" requires --tool-call-parser to be set',
+        )
+    elif choice == "auto":
+        name = next(iter(functions))
+        needs = (
+            '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set'
+        )
+    else:
+        raise ApiError(
+            400,
+            f'Invalid value for `tool_choice`: {choice}! Only named tools, "none", "auto" or '
+            '"required" are supported. (parameter=tool_choice)',
+            param="tool_choice",
+        )
+    if config.tool_call_parser is None:
+        raise ApiError(400, needs)
+    if choice == "auto" and messages[-1].get("role") == "tool":
+        return None  # the tool answered: now the model answers in text
+    schema = functions[name].get("parameters") or {"type": "object", "properties": {}}
+    format_ = _parse_response_format(
+        {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
+    )
+    assert format_ is not None
+    return name, format_
+
+
+def _is_function_tool(tool: Any) -> bool:
+    if not isinstance(tool, dict):
+        return False
+    function = tool.get("function")
+    return (
+        tool.get("type") == "function"
+        and isinstance(function, dict)
+        and isinstance(function.get("name"), str)
+        and isinstance(function.get("parameters", {}), dict)
     )
 
 

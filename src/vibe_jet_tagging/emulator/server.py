@@ -399,6 +399,8 @@ class EmulatorApp:
             response_format=req.response_format,
         )
         finish = corrupt(completion, fault)
+        if req.tool_call and finish == "stop":
+            finish = "tool_calls"
         reasoning, content = completion.reasoning, completion.content
         content_missing = False
         if req.max_tokens is not None and len(reasoning) + len(content) > req.max_tokens:
@@ -420,6 +422,13 @@ class EmulatorApp:
             "created": int(time.time()),
             "model": req.model,
         }
+        # A tool call carries the answer as its arguments (vLLM: content null, finish
+        # "tool_calls"); the id is vLLM's shape.
+        tool = (
+            None
+            if req.tool_call is None
+            else (f"chatcmpl-tool-{uuid.uuid4().hex[:16]}", req.tool_call)
+        )
         s = self.stats
         s.prompt_tokens += req.prompt_tokens
         s.generation_tokens += generated
@@ -437,17 +446,19 @@ class EmulatorApp:
                 itl,
                 disconnect=fault == "disconnect",
                 config=config,
+                tool=tool,
             )
         else:
             await asyncio.sleep(config.ttft + itl * generated)
+            text = None if content_missing else "".join(content)
             message: dict[str, Any] = {
                 "role": "assistant",
-                "content": None if content_missing else "".join(content),
+                "content": text if tool is None else None,
                 "refusal": None,
                 "annotations": None,
                 "audio": None,
                 "function_call": None,
-                "tool_calls": [],
+                "tool_calls": [] if tool is None else [_tool_call(tool, text or "")],
             }
             message.update(self._reasoning_fields("".join(reasoning) or None, config))
             body = {
@@ -530,6 +541,7 @@ class EmulatorApp:
         *,
         disconnect: bool,
         config: EmulatorConfig,
+        tool: tuple[str, str] | None = None,
     ) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={
@@ -570,6 +582,16 @@ class EmulatorApp:
             if kind == "reasoning":
                 delta = self._reasoning_fields("".join(reasoning[lo:hi]), config)
                 lp = None
+            elif tool is not None:  # the arguments, after a first delta with id and name
+                call = {"index": 0, **_tool_call(tool, "".join(content[lo:hi]))}
+                delta = {
+                    "tool_calls": [
+                        call
+                        if lo == 0
+                        else {"index": 0, "function": {"arguments": call["function"]["arguments"]}}
+                    ]
+                }
+                lp = None
             else:
                 delta = {"content": "".join(content[lo:hi])}
                 lp = None if logprobs is None else {"content": logprobs[lo:hi]}
@@ -582,6 +604,16 @@ class EmulatorApp:
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
+
+
+def _tool_call(tool: tuple[str, str], arguments: str) -> dict[str, Any]:
+    """One entry of ``message.tool_calls`` (or its first streamed delta)."""
+    call_id, name = tool
+    return {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": name, "arguments": arguments},
+    }
 
 
 def _abort(request: web.Request) -> NoReturn:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..chain import JetTagger
-from ..model import DEFAULT_MODEL
+from ..config import api_settings
 
 __all__ = ["TaggerSpec"]
 
@@ -61,7 +61,15 @@ class TaggerSpec:
     >>> spec.tagger()  # on a worker: built once per process  # doctest: +SKIP
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, **options: Any) -> None:
+    def __init__(self, model: str | None = None, **options: Any) -> None:
+        # What the driver's configuration says (VJT_*, the config file), fixed here: the
+        # workers may run with another environment.
+        driver = api_settings()
+        model = driver.model if model is None else model
+        if "base_url" not in options and "base_url" in driver.model_fields_set:
+            options["base_url"] = driver.base_urls
+        if "reasoning_effort" not in options and "effort" not in options:
+            options["reasoning_effort"] = driver.effort
         if not isinstance(model, str):
             raise ValueError(
                 f"TaggerSpec: model must be the served model's name, got {type(model).__name__}"
