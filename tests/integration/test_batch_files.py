@@ -10,11 +10,12 @@ import json
 
 import openai
 import pytest
-from batch_standin import answer_lines
 
 from vibe_jet_tagging import ChatVLLM, JetTagger, TaggingError, Usage, VJTError, load_sample
 from vibe_jet_tagging.batchfiles import REASK_SUFFIX, constraint_of, offline_server
 from vibe_jet_tagging.parsing import COMPACT_LABEL_REGEX
+
+from .batch_standin import answer_lines
 
 SAMPLE = load_sample()
 JETS = [SAMPLE[i] for i in range(5, 4000, 250)]  # 16 real jets

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from batch_standin import run_batch
 
 from vibe_jet_tagging.data import load_sample
+
+from .batch_standin import run_batch
 
 pytestmark = pytest.mark.slow
 
