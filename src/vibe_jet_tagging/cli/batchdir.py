@@ -16,10 +16,12 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..batchfiles import ExportIndex, Reask
 from .app import CLIError
+
+if TYPE_CHECKING:  # numpy and LangChain wait until a batch command runs
+    from ..batchfiles import ExportIndex, Reask
 
 FORMAT = "vjt batch export 1"
 MANIFEST = "manifest.json"
@@ -104,6 +106,8 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 
 def read_index(folder: Path) -> tuple[ExportIndex, list[tuple[int, int | None, str]]]:
     """The jets of the export by custom id, and its invalid jets ``(index, truth, error)``."""
+    from ..batchfiles import ExportIndex
+
     index = ExportIndex()
     invalid = []
     path = folder / JETS
@@ -143,6 +147,8 @@ def write_reasks(folder: Path, reasks: list[Reask]) -> Path | None:
 
 def read_reasks(folder: Path) -> Iterator[Reask]:
     """The answers an import left waiting for a re-ask."""
+    from ..batchfiles import Reask
+
     path = folder / REASKS
     if not path.exists():
         raise CLIError(f"{folder}: no {REASKS}: no import has found answers to re-ask")
