@@ -185,10 +185,10 @@ async def test_every_key_component_invalidates_and_nothing_else_does(
     for name, (tagger, inputs) in changed.items():
         assert await requests_for(tagger, inputs) == 4, name
 
-    import vibe_jet_tagging.chain as chain
+    import vibe_jet_tagging.tagger_identity as identity
 
     for version in ("SCHEMA_VERSION", "PARSER_VERSION"):
-        monkeypatch.setattr(chain, version, "test-bump")
+        monkeypatch.setattr(identity, version, "test-bump")
         assert await requests_for(tagger_with(server, cache)) == 4, version
         monkeypatch.undo()
     # And the original settings still hit.

@@ -84,13 +84,13 @@ async def test_servers_without_structured_outputs_get_response_format(
     emulator, monkeypatch, owned_by, version
 ):
     """Other servers, and vLLM before 0.10.2, get the portable JSON schema instead."""
-    from vibe_jet_tagging import chain
+    from vibe_jet_tagging import tagger_requests
     from vibe_jet_tagging.server_info import ModelCard, ServerInfo
 
     def other_server(urls, key, model, **kwargs):
         return ServerInfo(urls[0], (ModelCard(model, owned_by=owned_by),), version)
 
-    monkeypatch.setattr(chain, "fetch_pool_info", other_server)
+    monkeypatch.setattr(tagger_requests, "fetch_pool_info", other_server)
     wire = Wire()
     result = await tagger_for(emulator, wire).ainvoke(JETS[1])
     assert result.parsed_by == "schema"

@@ -82,7 +82,7 @@ def test_bad_pools(urls, message) -> None:
 
 def test_servers_with_other_weights_are_refused_for_good(monkeypatch) -> None:
     """Answers of other weights are not one model's: refused, and never retried."""
-    from vibe_jet_tagging import chain, server_info
+    from vibe_jet_tagging import server_info, tagger_errors
     from vibe_jet_tagging.errors import ServersDisagreeError
     from vibe_jet_tagging.server_info import ModelCard, ServerInfo
 
@@ -95,4 +95,4 @@ def test_servers_with_other_weights_are_refused_for_good(monkeypatch) -> None:
     with pytest.raises(ServersDisagreeError, match="do not serve the same 'm'") as info:
         server_info.fetch_pool_info(list(roots), None, "m")
     assert "org/model-v1" in str(info.value) and "org/model-v2" in str(info.value)
-    assert not chain._server_info_error(info.value).transient
+    assert not tagger_errors.server_info_error(info.value).transient
