@@ -155,7 +155,7 @@ def test_vjt_tag_killed_at_random_points_resumes_without_duplicates_or_losses(
     for number, (kind, point) in enumerate(kill_points):
         proc = launch(f"run{number}.log")
         start, rows_before = time.monotonic(), len(seen)
-        while proc.poll() is None and time.monotonic() - start < 90:
+        while proc.poll() is None:  # killed at its point, or done before it
             if (kind == "seconds" and time.monotonic() - start >= point) or (
                 kind == "rows" and len(_indices(out)) >= rows_before + point
             ):
@@ -163,7 +163,7 @@ def test_vjt_tag_killed_at_random_points_resumes_without_duplicates_or_losses(
                 kills += 1
                 break
             time.sleep(0.01)
-        proc.wait(30)
+        proc.wait()
         rows = read_rows(out) if out.exists() else []
         indices = [row["index"] for row in rows]
         assert len(indices) == len(set(indices)), f"duplicated rows after kill {number}"

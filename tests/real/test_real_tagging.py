@@ -70,7 +70,10 @@ async def test_a_few_shot_jet(real_vllm) -> None:
         result = exc.result
     real_vllm.record([result])
     assert result.error is None or result.error.kind not in ("bad_request", "truncated")
-    assert 3000 < result.usage.input_tokens < 8192
+    # A contradicted answer is asked again once (reask): usage sums both requests.
+    usage = result.usage
+    assert usage.requests in (1, 2), usage
+    assert 3000 < usage.input_tokens / usage.requests < 8192, usage
 
 
 def test_vjt_tag_with_default_settings(real_vllm, tmp_path, capsys) -> None:
