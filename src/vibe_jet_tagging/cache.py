@@ -21,13 +21,15 @@ set aside with one warning, and the caller goes on without it (``problem`` says 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import os
 import sqlite3
 import stat
+import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -163,8 +165,43 @@ def _open(directory: Path, size_limit: int, *, shared: bool) -> diskcache.Cache:
     return diskcache.Cache(str(directory), disk=JSONOnlyDisk, timeout=60, size_limit=size_limit)
 
 
+_FORMAT_ENDINGS = (f', "cache_format": {CACHE_FORMAT}}}', f',"cache_format":{CACHE_FORMAT}}}')
+"""How an entry this package wrote ends (``json.dumps``' spacing, or compact)."""
+_RESULT_FIELDS = set(TagResult.model_fields)
+_USAGE_FIELDS = set(Usage.model_fields)
+_ONE_PASS = "extra" in inspect.signature(TagResult.model_validate_json).parameters
+"""Whether pydantic (>= 2.12) refuses unknown fields in one parse (``extra="forbid"``)."""
+
+
 def _decode_result(text: str) -> TagResult:
-    """The result of an entry; ``ValueError`` for another format or fields a result lacks."""
+    """The result of an entry; ``ValueError`` for another format or fields a result lacks.
+
+    An entry as this package writes it (the format last) is validated in one pass of
+    pydantic's JSON parser, unknown fields refused at every level; any other layout is
+    read by the general path below, with the same checks.
+    """
+    for ending in _FORMAT_ENDINGS if _ONE_PASS else ():
+        if text.endswith(ending):
+            body = text[: -len(ending)] + "}"
+            return _shared_fields(TagResult.model_validate_json(body, extra="forbid"))
+    return _decode_any_layout(text)
+
+
+def _shared_fields(result: TagResult) -> TagResult:
+    """``result`` with the one set of field names every complete result shares.
+
+    pydantic gives each model its own set of the fields given (~2 KB for a result, ~0.7 KB
+    for its usage); a stored result gives them all, so one shared set says the same.
+    """
+    if result.__pydantic_fields_set__ == _RESULT_FIELDS:
+        object.__setattr__(result, "__pydantic_fields_set__", _RESULT_FIELDS)
+    if result.usage.__pydantic_fields_set__ == _USAGE_FIELDS:
+        object.__setattr__(result.usage, "__pydantic_fields_set__", _USAGE_FIELDS)
+    return result
+
+
+def _decode_any_layout(text: str) -> TagResult:
+    """:func:`_decode_result` for entries whose format is not their last field."""
     data = json.loads(text)
     if not isinstance(data, dict) or data.get("cache_format") != CACHE_FORMAT:
         found = data.get("cache_format") if isinstance(data, dict) else None
@@ -175,6 +212,40 @@ def _decode_result(text: str) -> TagResult:
             raise ValueError(f"unknown fields {sorted(set(fields) - known)}")
     del data["cache_format"]
     return TagResult.model_validate(data)
+
+
+_KEYS_PER_QUERY = 500  # below SQLite's oldest limit of 999 parameters per statement
+
+
+def _read_many(cache: diskcache.Cache, keys: Sequence[str]) -> Iterator[tuple[str, Any]]:
+    """``(key, value)`` of the entries among ``keys``, a query per :data:`_KEYS_PER_QUERY`.
+
+    The query ``Cache.get`` makes for one key (its fast path: a cache that keeps no
+    statistics and updates nothing on a read), made for many keys at once; values are
+    fetched through the cache's disk, so a pickled entry is refused as by ``get``. A cache
+    whose reads update it (statistics, a least-recently-used policy) is read key by key.
+    """
+    if cache.statistics or diskcache.core.EVICTION_POLICY[cache.eviction_policy]["get"]:
+        for key in keys:
+            value = cache.get(key)
+            if value is not None:
+                yield key, value
+        return
+    for start in range(0, len(keys), _KEYS_PER_QUERY):
+        chunk = keys[start : start + _KEYS_PER_QUERY]
+        rows = cache._sql(  # diskcache's connection for this thread
+            f"SELECT key, mode, filename, value FROM Cache WHERE key IN "
+            f"({','.join('?' * len(chunk))}) AND raw = 1 "
+            "AND (expire_time IS NULL OR expire_time > ?)",
+            (*chunk, time.time()),
+        ).fetchall()
+        for key, mode, filename, value in rows:
+            try:
+                yield key, cache.disk.fetch(mode, filename, value, False)
+            except UnsafeCacheEntryError as exc:
+                logger.warning("cache entry %s unreadable, treated as a miss: %s", key, exc)
+            except OSError:  # its file went away since the query (evicted): a miss
+                continue
 
 
 class _Store:
@@ -248,8 +319,30 @@ class ResultCache(_Store):
         except (OSError, diskcache.Timeout, UnsafeCacheEntryError) as exc:
             logger.warning("cache entry %s unreadable, treated as a miss: %s", key, exc)
             return None
-        if text is None:
-            return None
+        return None if text is None else self._decoded(key, text)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, TagResult]:
+        """The stored results among ``keys``, read together (a query per 500 keys).
+
+        Every call gives new result objects, the caller's to change. Unreadable entries are
+        misses, as for :meth:`get`.
+        """
+        if self._cache is None:
+            return {}
+        found = {}
+        try:
+            for key, text in _read_many(self._cache, list(dict.fromkeys(keys))):
+                result = self._decoded(key, text)
+                if result is not None:
+                    found[key] = result
+        except sqlite3.DatabaseError as exc:
+            self._give_up("cannot be read", exc)
+            return {}
+        except (OSError, diskcache.Timeout) as exc:
+            logger.warning("cache entries unreadable, treated as misses: %s", exc)
+        return found
+
+    def _decoded(self, key: str, text: str) -> TagResult | None:
         try:
             return _decode_result(text)
         except (ValidationError, ValueError) as exc:
@@ -259,23 +352,15 @@ class ResultCache(_Store):
             logger.log(level, "cache entry %s is no result of this version, a miss: %s", key, exc)
             return None
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, TagResult]:
-        """The stored results among ``keys``."""
-        found = {}
-        for key in keys:
-            result = self.get(key)
-            if result is not None:
-                found[key] = result
-        return found
-
     def put(self, result: TagResult) -> bool:
         """Store a successful result under ``result.key``; failures are never stored."""
         if not result.ok or self._cache is None:
             return False
-        stored = result.model_dump(mode="json")
-        stored.update(cached=False, cache_format=CACHE_FORMAT)
+        if result.cached:
+            result = result.model_copy(update={"cached": False})
+        text = f'{result.model_dump_json()[:-1]},"cache_format":{CACHE_FORMAT}}}'
         try:
-            return bool(self._cache.set(result.key, json.dumps(stored), retry=True))
+            return bool(self._cache.set(result.key, text, retry=True))
         except _CACHE_ERRORS as exc:
             self._give_up("cannot be written", exc)
             return False

@@ -19,12 +19,14 @@ import asyncio
 import logging
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import openai
+from langchain_core.callbacks import AsyncCallbackManagerForChainRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
@@ -45,10 +47,10 @@ from .model import ChatVLLM, Effort, reasoning_of
 from .output_parser import JetLabelParser
 from .parsing import LabelParseError, ParsedLabel, reask_messages
 from .prompt_template import JetPromptTemplate
-from .prompts import JetPrompt, PromptTemplateSpec
+from .prompts import Example, JetPrompt, PromptTemplateSpec
 from .results import TagError, TaggingError, TagResult, TransientTaggingError, Usage
 from .server_info import ServerInfo
-from .tagger_batch import TaggerBatch
+from .tagger_batch import Pending, TaggerBatch
 from .tagger_errors import MalformedResponseError, server_error, server_info_error
 from .tagger_requests import logprob_quark_probability
 
@@ -232,6 +234,7 @@ class JetTagger(TaggerBatch, Runnable[JetInput, TagResult]):
         self._inflight: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[str, asyncio.Future[TagResult]]
         ] = weakref.WeakKeyDictionary()
+        self._stored: OrderedDict[str, None] = OrderedDict()
 
     def __repr__(self) -> str:
         cache = "None" if self.cache is None else repr(str(self.cache.directory))
@@ -272,8 +275,11 @@ class JetTagger(TaggerBatch, Runnable[JetInput, TagResult]):
     def _lookup(self, key: str, jet: Jet) -> TagResult | None:
         if self.cache is None or self.refresh:
             return None
-        hit = self.cache.get(key)
-        return None if hit is None else hit.model_copy(update={"cached": True, "index": jet.index})
+        hit = self.cache.get(key)  # a new object: ours to mark
+        if hit is not None:
+            hit.cached = True
+            hit.index = jet.index
+        return hit
 
     def _result(self, jet: Jet, key: str, **fields: Any) -> TagResult:
         return TagResult(
@@ -306,18 +312,28 @@ class JetTagger(TaggerBatch, Runnable[JetInput, TagResult]):
         return parsed
 
     async def _atag(
-        self, jet: Jet, key: str, config: RunnableConfig, run_manager: Any
+        self,
+        jet: Jet,
+        key: str,
+        examples: list[Example],
+        config: RunnableConfig,
+        run_manager: AsyncCallbackManagerForChainRun | None,
     ) -> TagResult:
         """Prompt, model call(s) and parsing for one jet (no cache).
 
         The prompt and parse steps run as child runs only when a callback handler watches
         (tracing, ``astream_events``); otherwise they are plain calls, which saves the
-        Runnable machinery's overhead on every jet.
+        Runnable machinery's overhead on every jet. No ``run_manager``: nothing watches.
         """
-        child = run_manager.get_child()
-        traced = bool(child.handlers)
-        config = patch_config(config, callbacks=child)
-        messages = await self._prompt.ainvoke(jet, config) if traced else self.prompt.messages(jet)
+        traced = False
+        if run_manager is not None:
+            child = run_manager.get_child()
+            traced = bool(child.handlers)
+            config = patch_config(config, callbacks=child)
+        if traced:
+            messages = await self._prompt.ainvoke(jet, config)
+        else:
+            messages = self.prompt.messages(jet, examples)
         usage, latency = Usage(), 0.0
         message: AIMessage | None = None
         try:
@@ -372,26 +388,40 @@ class JetTagger(TaggerBatch, Runnable[JetInput, TagResult]):
         )
         raise TaggingError(failed)
 
-    async def _arun(self, jet: Jet, run_manager: Any, config: RunnableConfig) -> TagResult:
-        """Cache lookup, then one request per key in flight (duplicates wait for it)."""
-        try:
-            if self._settings_key_value is None:  # asks the server once: not on the loop
-                await asyncio.to_thread(lambda: self.settings_key)
-            key = self.key_for(jet)
-        except ServerError as exc:  # the server's /models could not be read
-            error = server_info_error(exc)
-            raise TaggingError(self._result(jet, "", error=error)) from None
-        hit = self._lookup(key, jet)
+    async def _arun(
+        self,
+        jet: Jet,
+        run_manager: AsyncCallbackManagerForChainRun | None,
+        config: RunnableConfig,
+        pending: Pending | None,
+    ) -> TagResult:
+        """Cache lookup, then one request per key in flight (duplicates wait for it).
+
+        ``pending``: the jet's key and examples from a batch's look-up, which found nothing
+        (only a key stored since then is looked up again).
+        """
+        if pending is None:
+            try:
+                if self._settings_key_value is None:  # asks the server once: not on the loop
+                    await asyncio.to_thread(lambda: self.settings_key)
+                examples = self.prompt.examples_for(jet)
+                key = self.key_for(jet, examples)
+            except ServerError as exc:  # the server's /models could not be read
+                error = server_info_error(exc)
+                raise TaggingError(self._result(jet, "", error=error)) from None
+            looked_up = False
+        else:
+            key, examples = pending.key, pending.examples
+            looked_up = key not in self._stored
+        hit = None if looked_up else self._lookup(key, jet)
         if hit is not None:
             return hit
-        return await self._deduplicated(key, jet, lambda: self._atag(jet, key, config, run_manager))
+        return await self._deduplicated(
+            key, jet, lambda: self._atag(jet, key, examples, config, run_manager)
+        )
 
-    async def ainvoke(
-        self, input: JetInput, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> TagResult:
-        """Tag one jet."""
-        jet = Jet.coerce(input)  # callbacks and tracing see a Jet, whatever the input was
-        config = ensure_config(config)
+    async def _run(self, jet: Jet, config: RunnableConfig, pending: Pending | None) -> TagResult:
+        """One jet as a run of its own: callbacks and tracing see it start and end."""
         manager = get_async_callback_manager_for_config(config)
         run_manager = await manager.on_chain_start(
             None,
@@ -400,12 +430,19 @@ class JetTagger(TaggerBatch, Runnable[JetInput, TagResult]):
             run_id=config.pop("run_id", None),
         )
         try:
-            result = await self._arun(jet, run_manager, config)
+            result = await self._arun(jet, run_manager, config, pending)
         except BaseException as exc:
             await run_manager.on_chain_error(exc)
             raise
         await run_manager.on_chain_end(result)
         return result
+
+    async def ainvoke(
+        self, input: JetInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> TagResult:
+        """Tag one jet."""
+        jet = Jet.coerce(input)  # callbacks and tracing see a Jet, whatever the input was
+        return await self._run(jet, ensure_config(config), None)
 
     def invoke(
         self, input: JetInput, config: RunnableConfig | None = None, **kwargs: Any

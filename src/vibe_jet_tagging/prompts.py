@@ -255,12 +255,18 @@ class BalancedExampleSelector(JetExampleSelector):
             ]
             for label in (1, 0)
         }
+        self._draw = self._select("")
+        self._drawn = frozenset(e.jet.key for e in self._draw)
 
     def _config(self) -> str:
         return f"seed={self.seed}"
 
     def select(self, target: Jet) -> list[Example]:
-        key = target.key
+        if target.key not in self._drawn:  # the draw itself: no scan per jet
+            return list(self._draw)
+        return self._select(target.key)
+
+    def _select(self, key: str) -> list[Example]:
         chosen: list[Example] = []
         for label, n in ((1, (self.k + 1) // 2), (0, self.k // 2)):
             chosen += itertools.islice((e for e in self._order[label] if e.jet.key != key), n)
@@ -384,19 +390,22 @@ class JetPrompt:
         """The prompt's input variables for ``jet``."""
         return {"jet": self.format.render(jet), "target": jet}
 
-    def messages(self, jet: Jet) -> list[BaseMessage]:
+    def messages(self, jet: Jet, examples: Sequence[Example] | None = None) -> list[BaseMessage]:
         """The chat messages for ``jet``: system, few-shot turns, then the jet.
 
         Equal to ``chat_template.format_messages(**inputs(jet))``, with the head formatted
-        once per set of examples (every jet of a balanced draw shares it).
+        once per set of examples (every jet of a balanced draw shares it). ``examples``:
+        what :meth:`examples_for` gave for ``jet``, when the caller has it already.
         """
         inputs = self.inputs(jet)
-        examples = tuple(e.jet.key for e in self.examples_for(jet))
-        head = self._heads.get(examples)
+        if examples is None:
+            examples = self.examples_for(jet)
+        keys = tuple(e.jet.key for e in examples)
+        head = self._heads.get(keys)
         if head is None:
             head = self._head_template.format_messages(**inputs)
             if len(self._heads) < _HEADS_KEPT:
-                self._heads[examples] = head
+                self._heads[keys] = head
         return [*head, *self._jet_template.format_messages(jet=inputs["jet"])]
 
     def examples_for(self, jet: Jet) -> list[Example]:

@@ -11,16 +11,25 @@ entry points (``batch_requests``, ``read_batch_output``: see :mod:`.batchfiles`)
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import warnings
 import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import RunnableConfig
-from langchain_core.runnables.config import get_config_list
+from langchain_core.runnables.config import (
+    ensure_config,
+    get_async_callback_manager_for_config,
+    get_config_list,
+)
 
 from ._sync import iterate_sync, run_sync
 from .errors import ServerError
 from .jets import Jet
+from .prompts import Example
 from .results import TaggingError, TagResult, Usage
 from .tagger_identity import TaggerIdentity
 
@@ -30,9 +39,48 @@ if TYPE_CHECKING:
     from .cache import ResultCache
     from .chain import JetInput
 
-__all__ = ["TaggerBatch"]
+__all__ = ["Pending", "TaggerBatch"]
 
 _PREPARE_CHUNK = 512  # jets coerced, keyed and looked up at once by abatch_as_completed
+_STORED_KEPT = 8192
+"""Keys stored last that a jet looked up earlier checks again (see ``_stored``)."""
+
+
+@dataclass(slots=True)
+class Pending:
+    """A jet to ask, with what its chunk's look-up found out: its key and its examples."""
+
+    jet: Jet
+    key: str
+    examples: list[Example]
+
+
+def _batch_configs(
+    config: RunnableConfig | Sequence[RunnableConfig] | None, n: int
+) -> tuple[Callable[[int], RunnableConfig], bool]:
+    """Each jet's config, and whether a callback handler watches the batch.
+
+    One config for every jet when the caller gave one (the first keeps a ``run_id``, as in
+    LangChain's ``get_config_list``, with its warning), built once rather than once per jet.
+    A list of configs is taken as given and counted as watched (each jet then runs as a run
+    of its own). Unwatched, no jet is a run, so none takes the ``run_id``.
+    """
+    if isinstance(config, Sequence):
+        configs = get_config_list(config, n)
+        return configs.__getitem__, True
+    first = ensure_config(config)
+    rest = first
+    if first.get("run_id") is not None:
+        if n > 1:
+            warnings.warn(
+                "Provided run_id be used only for the first element of the batch.",
+                category=RuntimeWarning,
+                stacklevel=4,
+            )
+        rest = ensure_config({k: v for k, v in first.items() if k != "run_id"})  # type: ignore[misc]
+    if not get_async_callback_manager_for_config(first).handlers:
+        return (lambda i: rest), False
+    return (lambda i: rest if i else first), True
 
 
 class TaggerBatch(TaggerIdentity):
@@ -44,11 +92,20 @@ class TaggerBatch(TaggerIdentity):
     _inflight: weakref.WeakKeyDictionary[
         asyncio.AbstractEventLoop, dict[str, asyncio.Future[TagResult]]
     ]
+    _stored: OrderedDict[str, None]
+    """The last keys this tagger stored, oldest first: a jet whose chunk was looked up
+    before an identical jet's result was stored reads it from the cache instead of asking
+    again. (A result another tagger or process stores meanwhile is not looked for: the jet
+    is asked again, as if it had come first.)"""
 
     if TYPE_CHECKING:
 
-        async def ainvoke(
-            self, input: JetInput, config: RunnableConfig | None = None, **kwargs: Any
+        async def _run(
+            self, jet: Jet, config: RunnableConfig, pending: Pending | None
+        ) -> TagResult: ...
+
+        async def _arun(
+            self, jet: Jet, run_manager: Any, config: RunnableConfig, pending: Pending | None
         ) -> TagResult: ...
 
     async def _deduplicated(
@@ -80,8 +137,11 @@ class TaggerBatch(TaggerIdentity):
                 future.cancel()
             raise
         else:
-            if self.cache is not None and not result.cached:
-                self.cache.put(result)
+            if self.cache is not None and not result.cached and self.cache.put(result):
+                self._stored[key] = None
+                if len(self._stored) > _STORED_KEPT:
+                    with contextlib.suppress(KeyError):  # another loop's batch took it
+                        self._stored.popitem(last=False)
             future.set_result(result)
             return result
         finally:
@@ -99,18 +159,24 @@ class TaggerBatch(TaggerIdentity):
 
         Jets are prepared in chunks (coerced, keyed, looked up in the cache together); misses
         run with at most ``max_concurrency`` in flight (the config's, else the tagger's), so
-        memory stays bounded for any number of jets. Identical jets cause one request.
+        memory stays bounded for any number of jets. Identical jets cause one request. When
+        no callback handler watches (none in the config, no tracing, no ``track_usage``), a
+        jet is a plain call rather than a run of its own.
         """
         n = len(inputs)
         if n == 0:
             return
-        configs = get_config_list(config, n)
-        limit = configs[0].get("max_concurrency") or self.max_concurrency
+        config_for, watched = _batch_configs(config, n)
+        limit = config_for(0).get("max_concurrency") or self.max_concurrency
         tasks: set[asyncio.Task[tuple[int, TagResult | Exception]]] = set()
 
-        async def run(i: int, item: Any) -> tuple[int, TagResult | Exception]:
+        async def run(i: int, item: Jet | Pending) -> tuple[int, TagResult | Exception]:
             try:
-                return i, await self.ainvoke(item, configs[i])
+                if isinstance(item, Jet):  # not keyed: the server could not be read
+                    return i, await self._run(item, ensure_config(config_for(i)), None)
+                if watched:
+                    return i, await self._run(item.jet, ensure_config(config_for(i)), item)
+                return i, await self._arun(item.jet, None, config_for(i), item)
             except Exception as exc:
                 return i, exc
 
@@ -136,6 +202,7 @@ class TaggerBatch(TaggerIdentity):
                     async for finished in drain(wait_for_all=False):
                         yield check(finished)
                     tasks.add(asyncio.create_task(run(i, item)))
+                del prepared
             async for finished in drain(wait_for_all=True):
                 yield check(finished)
         finally:
@@ -144,32 +211,44 @@ class TaggerBatch(TaggerIdentity):
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _prepare(self, inputs: Sequence[JetInput], start: int) -> list[tuple[int, Any]]:
-        """Coerce a chunk of inputs and look them up together: hits, errors, or jets to run."""
-        out: list[tuple[int, Any]] = []
-        keys: dict[int, str] = {}
+    def _prepare(
+        self, inputs: Sequence[JetInput], start: int
+    ) -> list[tuple[int, TagResult | Exception | Jet | Pending]]:
+        """A chunk of inputs coerced, keyed and looked up together: hits, errors (invalid
+        jets), jets to ask (:class:`Pending`), or bare jets when the server cannot be read
+        (each then fails with that error)."""
+        out: list[tuple[int, TagResult | Exception | Jet | Pending]] = []
         try:
-            self.settings_key  # noqa: B018 (asks the server once)
-            keyed = True
-        except ServerError:  # each jet then fails with this error in _arun
-            keyed = False
+            settings: str | None = self.settings_key  # asks the server once
+        except ServerError:
+            settings = None
         for i in range(start, min(start + _PREPARE_CHUNK, len(inputs))):
             try:
                 jet = Jet.coerce(inputs[i])
             except ValueError as exc:
                 out.append((i, exc))
                 continue
-            if keyed:
-                keys[i] = self.key_for(jet)
-            out.append((i, jet))
-        if keys and self.cache is not None and not self.refresh:
-            hits = self.cache.get_many(keys.values())
-            out = [
-                (i, hits[keys[i]].model_copy(update={"cached": True, "index": item.index}))
-                if i in keys and keys[i] in hits
-                else (i, item)
-                for i, item in out
-            ]
+            if settings is None:
+                out.append((i, jet))
+                continue
+            examples = self.prompt.examples_for(jet)
+            out.append((i, Pending(jet, self._key(settings, jet, examples), examples)))
+        if self.cache is None or self.refresh or settings is None:
+            return out
+        hits = self.cache.get_many(item.key for _, item in out if isinstance(item, Pending))
+        if not hits:
+            return out
+        served: set[str] = set()
+        for position, (i, item) in enumerate(out):
+            hit = hits.get(item.key) if isinstance(item, Pending) else None
+            if hit is None:
+                continue
+            if item.key in served:  # the same jet again in this chunk: a result of its own
+                hit = hit.model_copy()
+            served.add(item.key)
+            hit.cached = True
+            hit.index = item.jet.index
+            out[position] = (i, hit)
         return out
 
     async def abatch(

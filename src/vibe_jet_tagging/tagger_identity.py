@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
 from .jets import Jet
 from .parsing import PARSER_VERSION, SCHEMA_VERSION
-from .prompts import JetPrompt
+from .prompts import Example, JetPrompt
 from .tagger_requests import TaggerRequests
 
 __all__ = ["TaggerIdentity"]
@@ -102,8 +103,17 @@ class TaggerIdentity(TaggerRequests):
                     self._settings_key_value = self._settings_key()
         return self._settings_key_value
 
-    def key_for(self, jet: Jet) -> str:
-        """The cache key of ``jet`` under this tagger's settings (its examples included)."""
-        examples = ",".join(e.jet.key for e in self.prompt.examples_for(jet))
-        blob = f"{self.settings_key}|{jet.key}|{examples}".encode()
+    def key_for(self, jet: Jet, examples: Sequence[Example] | None = None) -> str:
+        """The cache key of ``jet`` under this tagger's settings (its examples included).
+
+        ``examples``: what ``prompt.examples_for(jet)`` gave, when the caller has it already.
+        """
+        if examples is None:
+            examples = self.prompt.examples_for(jet)
+        return self._key(self.settings_key, jet, examples)
+
+    @staticmethod
+    def _key(settings: str, jet: Jet, examples: Sequence[Example]) -> str:
+        shown = ",".join(e.jet.key for e in examples)
+        blob = f"{settings}|{jet.key}|{shown}".encode()
         return hashlib.blake2b(blob, digest_size=16).hexdigest()

@@ -7,12 +7,15 @@ import json
 import math
 import re
 import threading
+from uuid import UUID, uuid4
 
 import openai
 import pytest
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.runnables import RunnableLambda
 
 from vibe_jet_tagging import ChatVLLM, JetTagger, TaggingError, TagResult, load_sample
+from vibe_jet_tagging.cache import ResultCache
 from vibe_jet_tagging.model import REASONING_KEY
 from vibe_jet_tagging.parsing import COMPACT_LABEL_REGEX
 from vibe_jet_tagging.usage import UsageCallback, usage_totals
@@ -240,6 +243,40 @@ async def test_duplicates_in_a_batch_make_one_request(fresh_emulator):
     assert [r.label for r in results[:4:2]] == [results[0].label] * 2
     assert sum(not r.cached for r in results) == 2  # the copies are marked as not paid for
     assert usage_totals(results).usage.requests == 2
+
+
+async def test_a_jet_asked_after_its_twin_was_stored_is_read_from_the_cache(
+    fresh_emulator, tmp_path
+):
+    server = fresh_emulator()
+    tagger = tagger_for(server, template="zero_shot", cache=ResultCache(tmp_path))
+    # One at a time: the twin's look-up (with its chunk) is over before the first is stored.
+    results = await tagger.abatch([JETS[0], JETS[1], JETS[0]], {"max_concurrency": 1})
+    assert server.stats()["requests_total"] == 2
+    assert [r.cached for r in results] == [False, False, True]
+    assert results[2].index == JETS[0].index and results[2].label == results[0].label
+
+
+class Runs(BaseCallbackHandler):
+    """Records the run id of every JetTagger run that starts."""
+
+    def __init__(self) -> None:
+        self.ids: list[UUID] = []
+
+    def on_chain_start(self, serialized, inputs, *, run_id, name=None, **kwargs) -> None:
+        if name == "JetTagger":
+            self.ids.append(run_id)
+
+
+async def test_a_batch_run_id_goes_to_its_first_jet_with_a_warning(emulator):
+    tagger = tagger_for(emulator, template="zero_shot")
+    runs, given = Runs(), uuid4()
+    with pytest.warns(RuntimeWarning, match="run_id"):
+        results = await tagger.abatch(JETS[:3], {"run_id": given, "callbacks": [runs]})
+    assert all(r.ok for r in results)
+    assert len(runs.ids) == 3 and given in runs.ids and len(set(runs.ids)) == 3
+    with pytest.warns(RuntimeWarning, match="run_id"):  # unwatched: the same warning
+        await tagger.abatch(JETS[:2], {"run_id": uuid4()})
 
 
 async def test_logprobs_give_a_probability_beside_the_stated_one(emulator):

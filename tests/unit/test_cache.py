@@ -221,6 +221,28 @@ def test_entries_of_another_format_or_with_unknown_fields_are_misses(tmp_path):
     assert planted(cache_format=CACHE_FORMAT) == result  # the real thing still hits
 
 
+def test_bulk_reads_give_what_single_reads_give(tmp_path):
+    cache = ResultCache(tmp_path)
+    results = [make_result(f"k{i}", reasoning=f"r{i}") for i in range(700)]  # two queries
+    results.append(make_result("large", reasoning="z" * 100_000))  # in a file of its own
+    for result in results:
+        assert cache.put(result)
+    stored = json.loads(cache._cache.get("k1"))
+    # Entries of another layout, or not results of this version, read as get reads them.
+    cache._cache.set("k1", json.dumps({"cache_format": CACHE_FORMAT, **stored}))
+    cache._cache.set("k2", json.dumps({**stored, "usage": {**stored["usage"], "x": 1}}))
+    cache._cache.set("k3", json.dumps({**stored, "cache_format": CACHE_FORMAT + 1}))
+    with sqlite3.connect(tmp_path / "cache.db") as db:
+        db.execute("UPDATE Cache SET mode = ? WHERE key = 'k4'", (MODE_PICKLE,))
+    keys = [r.key for r in results] + ["missing", "k0"]
+    found = cache.get_many(keys)
+    assert found == {k: hit for k in keys if (hit := cache.get(k)) is not None}
+    assert set(found) == {r.key for r in results} - {"k2", "k3", "k4"}
+    assert found["k1"] == results[1] and found["large"] == results[-1]
+    found["k0"].index = 7  # each read gives objects of its own
+    assert cache.get_many(["k0"])["k0"].index is None
+
+
 # -- a cache that cannot be used ----------------------------------------------------------------
 
 
