@@ -83,6 +83,21 @@ def server_pid(server: Any) -> int:
     return int(proc.pid)
 
 
+def sdk_payload(tagger: Any, jet: Jet) -> dict[str, Any]:
+    """The chain's request for ``jet`` as an ``AsyncOpenAI`` user passes it to ``create``.
+
+    The chain's own payload (``_get_request_payload``: messages, constraint, effort, limits);
+    ``ChatVLLM`` hands the messages to the SDK in ``extra_body`` (sparing the SDK's walk of
+    them), which a bare SDK user does not do: they go back into ``messages`` here.
+    """
+    payload = tagger.model._get_request_payload(tagger.prompt.messages(jet), **tagger._options())
+    extra = dict(payload.pop("extra_body", None) or {})
+    payload["messages"] = extra.pop("messages", None) or payload["messages"]
+    if extra:
+        payload["extra_body"] = extra
+    return payload
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far [MB] (``ru_maxrss`` is in KiB on Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
