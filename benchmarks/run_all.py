@@ -105,13 +105,13 @@ def _cache_hits(doc: dict[str, Any]) -> list[Row]:
     if "stream_first_result_ms" in r:
         rows += [
             (
-                f"first result, abatch_as_completed, {r['stream_jets']:,} cached",
+                f"first result, abatch_as_completed, {r['template']}, {r['stream_jets']:,} cached",
                 f"{r['stream_first_result_ms']:.1f} ms",
                 f"< {doc['params']['first_result_target_ms']:.0f} ms",
                 r["first_result_met"],
             ),
             (
-                f"abatch memory, {r['stream_jets']:,} cached",
+                f"abatch memory, {r['template']}, {r['stream_jets']:,} cached",
                 f"{r['stream_bytes_per_result_peak']:,.0f} B/result (peak; "
                 f"{r['stream_bytes_per_result_held']:,.0f} held)",
                 f"<= {doc['params']['bytes_per_result_target']:,.0f} B/result",
