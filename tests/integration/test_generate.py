@@ -6,6 +6,7 @@ import multiprocessing
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +137,10 @@ def test_a_failing_progress_callback_stops_the_workers_at_once() -> None:
     workers = multiprocessing.active_children()
     for worker in workers:
         worker.join()
+        # The pool's own thread may reap a worker first (our join then sees no status): its
+        # exit code lands a moment later. No deadline: pytest-timeout catches a hang.
+        while worker.exitcode is None:
+            time.sleep(0.01)
     assert all(w.exitcode == -signal.SIGTERM for w in workers), [w.exitcode for w in workers]
     assert not multiprocessing.active_children()
 
