@@ -29,6 +29,7 @@ def six() -> tuple[np.ndarray, np.ndarray, dict]:
     return generate_jets(6, 11, workers=2)
 
 
+@pytest.mark.slow
 def test_same_seed_same_jets_whatever_the_workers(six: tuple[np.ndarray, np.ndarray, dict]) -> None:
     X, y, _ = six
     X1, y1, _ = generate_jets(6, 11, workers=1)
