@@ -44,6 +44,7 @@ import importlib.util
 import os
 import re
 import shutil
+import statistics
 import subprocess
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -181,6 +182,8 @@ class ServerUnderTest:
     """Jets tagged through this server in the session, by outcome (label or error kind)."""
     prefix_cache: str | None = None
     """What the few-shot prefix-cache measurement found (a line of the summary)."""
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    """Seconds per jet spent in requests, by template (jets asked, not cached)."""
 
     @property
     def url(self) -> str:
@@ -192,6 +195,8 @@ class ServerUnderTest:
         for r in results:
             r = getattr(r, "result", r)
             self.tagged["labelled" if getattr(r, "ok", False) else r.error.kind] += 1
+            if not r.cached and r.usage.requests:
+                self.latencies.setdefault(r.template, []).append(r.latency)
 
     def log_400s(self) -> int | None:
         """HTTP 400 answers in the server's log (None when there is no log)."""
@@ -285,6 +290,14 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             f"jets tagged through it: {tagged} ({outcomes}); HTTP 400 while tagging: "
             f"{server.tagged.get('bad_request', 0)}",
         ]
+        if server.latencies:
+            lines.append(
+                "seconds per jet in requests (median, max; concurrent jets queue): "
+                + "; ".join(
+                    f"{t} {statistics.median(v):.1f}, {max(v):.1f} over {len(v)}"
+                    for t, v in sorted(server.latencies.items())
+                )
+            )
         in_log = server.log_400s()
         if in_log is not None:
             lines.append(

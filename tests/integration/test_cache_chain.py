@@ -65,6 +65,7 @@ def rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+@pytest.mark.slow
 def test_a_rerun_in_a_new_process_makes_no_request_and_returns_equal_results(
     tmp_path, fresh_emulator
 ):
@@ -90,6 +91,7 @@ def test_a_rerun_in_a_new_process_makes_no_request_and_returns_equal_results(
     assert 4 not in stored_modes(cache)  # nothing pickled
 
 
+@pytest.mark.slow
 def test_two_processes_tagging_overlapping_jets_at_once_lose_nothing(tmp_path, fresh_emulator):
     server = fresh_emulator(ttft=0.01)
     cache = tmp_path / "cache"
@@ -108,6 +110,7 @@ def test_two_processes_tagging_overlapping_jets_at_once_lose_nothing(tmp_path, f
     assert all(r["cached"] for r in rows(tmp_path / "c.jsonl"))
 
 
+@pytest.mark.slow
 def test_a_run_killed_with_sigkill_resumes_asking_only_for_the_rest(tmp_path, fresh_emulator):
     server = fresh_emulator(ttft=0.15)
     cache = tmp_path / "cache"

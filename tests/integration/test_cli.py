@@ -112,6 +112,7 @@ def wait_idle(server) -> dict:
 # -- vjt tag ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_tag_writes_one_row_per_jet_and_a_rerun_asks_nothing(tmp_path, fresh_emulator):
     server = fresh_emulator()
     out = tmp_path / "out.jsonl"
@@ -159,6 +160,7 @@ def test_tag_writes_one_row_per_jet_and_a_rerun_asks_nothing(tmp_path, fresh_emu
     assert server.stats()["requests_total"] == 60
 
 
+@pytest.mark.slow
 def test_a_jet_with_bad_data_is_one_input_error_and_a_rerun_completes(tmp_path, fresh_emulator):
     server = fresh_emulator()
     X, y = SAMPLE[:8].padded(), SAMPLE.labels[:8].astype(np.float64)
@@ -204,6 +206,7 @@ def test_a_jet_with_bad_data_is_one_input_error_and_a_rerun_completes(tmp_path, 
     assert server.stats()["requests_total"] == 1
 
 
+@pytest.mark.slow
 def test_a_balanced_selection_grows_without_losing_rows(tmp_path, fresh_emulator):
     server = fresh_emulator()
     out = tmp_path / "out.jsonl"
@@ -219,6 +222,7 @@ def test_a_balanced_selection_grows_without_losing_rows(tmp_path, fresh_emulator
     assert all(rows[i] == row for i, row in first.items())
 
 
+@pytest.mark.slow
 def test_tag_resumes_after_sigkill_asking_only_for_missing_jets(tmp_path, fresh_emulator):
     n, concurrency = 40, 4
     # ~120 reasoning tokens at low effort: ~0.3 s per request, ~3 s for the whole run.
@@ -263,6 +267,7 @@ def test_tag_resumes_after_sigkill_asking_only_for_missing_jets(tmp_path, fresh_
     assert f"{len(before)} jets already tagged" in rerun.stderr
 
 
+@pytest.mark.slow
 def test_tag_ctrl_c_exits_130_and_leaves_whole_lines(tmp_path, fresh_emulator):
     server = fresh_emulator(ttft=0.02, itl=0.002)
     out = tmp_path / "out.jsonl"
@@ -287,6 +292,7 @@ def test_tag_ctrl_c_exits_130_and_leaves_whole_lines(tmp_path, fresh_emulator):
     wait_idle(server)
 
 
+@pytest.mark.slow
 def test_tag_stops_when_the_server_goes_away(tmp_path, fresh_emulator):
     server = fresh_emulator(ttft=0.02, itl=0.002)
     out = tmp_path / "out.jsonl"
@@ -331,6 +337,7 @@ def table_rows(stderr: str) -> dict[str, list[list[str]]]:
     return rows
 
 
+@pytest.mark.slow
 def test_evaluate_writes_report_plots_and_page(tmp_path):
     results = tmp_path / "out.jsonl"
     args = ["tag", "sample", "-o", results, "--emulate", "--limit", "60", "--balanced"]
@@ -395,6 +402,7 @@ def test_evaluate_writes_report_plots_and_page(tmp_path):
     assert "not a language model" in proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [8, 40])
 def test_evaluate_small_runs_say_what_they_left_out(tmp_path, n):
     results = tmp_path / "out.jsonl"
@@ -421,6 +429,7 @@ def test_evaluate_small_runs_say_what_they_left_out(tmp_path, n):
 # -- vjt compare ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_compare_efforts_on_the_same_jets(tmp_path):
     out = tmp_path / "cmp"
     args = ["compare", "sample", "--efforts", "low,medium", "--limit", "40", "--emulate"]
@@ -456,6 +465,7 @@ def test_compare_efforts_on_the_same_jets(tmp_path):
 # -- vjt demo ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_demo_twice_the_second_all_from_the_cache(tmp_path):
     out = tmp_path / "demo"
     first = ok(vjt("demo", "--jets", "40", "--out", out, cwd=tmp_path))
@@ -488,6 +498,7 @@ def test_demo_twice_the_second_all_from_the_cache(tmp_path):
     assert "40 from the cache, 0 asked" in second.stderr
 
 
+@pytest.mark.slow
 def test_evaluate_compare_and_demo_print_each_metric_the_same_way(tmp_path):
     # The same 40 jets (the balanced subset of seed 0) and the same answers (emulator seed 0).
     demo = ok(vjt("demo", "--jets", "40", "--out", tmp_path / "demo", cwd=tmp_path))
@@ -577,6 +588,7 @@ def test_settings_precedence_in_a_command(tmp_path):
 # -- vjt cache --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cache_path_stats_clear(tmp_path):
     root = Path(os.environ["VJT_CACHE_DIR"])
     emulated = ok(vjt("cache", "path", "--emulated", cwd=tmp_path)).stdout.strip()
@@ -621,6 +633,7 @@ def in_order(rows: list[dict]) -> list[dict]:
     return sorted(rows, key=lambda row: row["index"])
 
 
+@pytest.mark.slow
 def test_rows_of_other_settings_move_aside_and_come_back_even_without_cache(
     tmp_path, fresh_emulator
 ):
@@ -662,6 +675,7 @@ def test_rows_of_other_settings_move_aside_and_come_back_even_without_cache(
         assert report["n_jets"] == n
 
 
+@pytest.mark.slow
 def test_a_rerun_with_other_settings_killed_mid_write_loses_no_row(tmp_path, fresh_emulator):
     server = fresh_emulator()
     out, side = tmp_path / "out.jsonl", tmp_path / "out.set-aside.jsonl"
@@ -715,6 +729,7 @@ def _warning_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "going on without it" in line]
 
 
+@pytest.mark.slow
 def test_a_corrupt_cache_warns_once_and_the_run_completes(tmp_path, fresh_emulator):
     server = fresh_emulator()
     folder = _emulated_folder()
@@ -729,6 +744,7 @@ def test_a_corrupt_cache_warns_once_and_the_run_completes(tmp_path, fresh_emulat
     assert server.stats()["requests_total"] == 8
 
 
+@pytest.mark.slow
 def test_a_read_only_cache_folder_warns_once_and_the_run_completes(
     tmp_path, fresh_emulator, read_only
 ):
@@ -744,6 +760,7 @@ def test_a_read_only_cache_folder_warns_once_and_the_run_completes(
     assert len(read_jsonl(out)) == 8 and all(r["label"] for r in read_jsonl(out))
 
 
+@pytest.mark.slow
 def test_a_cache_folder_others_can_write_is_refused_unless_shared(tmp_path, fresh_emulator):
     server = fresh_emulator()
     args = ["tag", "sample", "--base-url", server.base_url, "--limit", "6"]
@@ -779,6 +796,7 @@ def test_a_cache_folder_others_can_write_is_refused_unless_shared(tmp_path, fres
 # -- the circuit breaker ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_server_that_fails_every_request_stops_the_run(tmp_path, fresh_emulator):
     jets, concurrency, retries = 400, 4, 1
     server = fresh_emulator(faults={"server_error": 1.0})

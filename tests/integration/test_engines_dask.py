@@ -41,6 +41,7 @@ def check_rows(rows: list[dict[str, Any]], answers: list[dict[str, Any]]) -> Cou
     return outcomes
 
 
+@pytest.mark.slow
 def test_a_data_set_on_a_process_cluster(fresh_emulator: Any, tmp_path: Path) -> None:
     server = fresh_emulator(ttft=0.2, faults={"server_error": 0.05, "non_answer": 0.05})
     jets = load_sample().balanced(200, seed=3)

@@ -62,6 +62,7 @@ def tagger_for(server: Any, cache: Path, **options: Any) -> JetTagger:
     return JetTagger(server.model, base_url=server.base_url, cache=cache, **options)
 
 
+@pytest.mark.slow
 async def test_2000_jets_under_faults_end_labelled_or_with_a_recorded_error(
     fresh_emulator, tmp_path
 ):
@@ -132,6 +133,7 @@ def _indices(path: Path) -> list[int]:
     return [row["index"] for row in read_rows(path)] if path.exists() else []
 
 
+@pytest.mark.slow
 def test_vjt_tag_killed_at_random_points_resumes_without_duplicates_or_losses(
     fresh_emulator, tmp_path
 ):
@@ -217,6 +219,7 @@ async def test_server_going_away_mid_run_is_reported_and_a_rerun_completes(
     assert {r.index for r in relabelled if r.cached} == {r.index for r in labelled}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["disconnect", "stall"])
 async def test_each_fault_alone_is_retried_to_a_label(fresh_emulator, tmp_path, kind):
     server = fresh_emulator(seed=11, faults={kind: 0.3}, stall_seconds=2.0)
@@ -293,6 +296,7 @@ def test_vjt_tag_under_mixed_faults_labels_only_what_the_server_stated(
     assert len(labelled) >= 0.7 * n, errors
 
 
+@pytest.mark.slow
 async def test_a_malformed_200_body_is_retried_like_a_server_error(fresh_emulator, tmp_path):
     # HTTP 200 with an HTML page, JSON cut short, an error object or no choices, by turns.
     server = fresh_emulator(seed=5, faults={"malformed_body": 0.3})

@@ -94,6 +94,7 @@ def check_page(driver, page: Path, *, images: int, title: str) -> dict:
     return state
 
 
+@pytest.mark.slow
 def test_the_reports_render_in_chromium(tmp_path, browser):
     demo = tmp_path / "demo"
     vjt("demo", "--jets", "40", "--out", demo, cwd=tmp_path)

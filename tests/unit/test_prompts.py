@@ -77,6 +77,7 @@ def test_format_options(labelled_pool):
     assert f"constituent multiplicity: {len(jet)}" in obs and "girth:" in obs
 
 
+@pytest.mark.slow
 def test_a_jet_of_a_million_constituents_makes_a_prompt_of_the_hardest_200():
     rng = np.random.default_rng(0)
     n = 1_000_000

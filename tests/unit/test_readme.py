@@ -26,6 +26,9 @@ def test_quick_start_is_exactly_two_commands_and_ci_runs_the_second():
     assert install_and_test.endswith("pytest")
     ci = (ROOT / ".ci" / "run").read_text()
     assert install_and_test in ci.splitlines()
+    # The long tier runs right after it, in the environment it made.
+    assert ci.splitlines()[ci.splitlines().index(install_and_test) + 1] == "pytest -m slow"
+    assert "pytest -m slow" in README
 
 
 def test_ci_runs_the_real_vllm_tier_as_the_readme_says():
