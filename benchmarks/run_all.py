@@ -31,9 +31,8 @@ BENCHMARKS = [
     ["effort.py"],
     ["parsing.py"],
     ["gpu_cost.py"],
+    ["scale.py"],
 ]
-if (HERE / "scale.py").exists():
-    BENCHMARKS.append(["scale.py"])
 
 Row = tuple[str, str, str, bool | None]
 """(what, measured, target, met): one line of the summary."""
