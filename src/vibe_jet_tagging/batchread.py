@@ -208,19 +208,9 @@ class BatchReader:
         )
 
     def _done(self, key: str, parsed: ParsedLabel, message: AIMessage, usage: Usage) -> TagResult:
-        from .chain import _logprob_quark_probability
+        from .tagger_requests import answered_fields
 
-        result = self._result(
-            key,
-            label=parsed.label,
-            quark_probability=parsed.quark_probability,
-            logprob_quark_probability=_logprob_quark_probability(message),
-            parsed_by=parsed.step,
-            answer=message.text,
-            reasoning=reasoning_of(message),
-            finish_reason=message.response_metadata.get("finish_reason"),
-            usage=usage,
-        )
+        result = self._result(key, **answered_fields(parsed, message, usage))
         self.index.note(key, LABELLED)
         self._errors.pop(key, None)
         self.reasks.pop(key, None)

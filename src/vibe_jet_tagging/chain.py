@@ -52,13 +52,11 @@ from .results import TagError, TaggingError, TagResult, TransientTaggingError, U
 from .server_info import ServerInfo
 from .tagger_batch import Pending, TaggerBatch
 from .tagger_errors import MalformedResponseError, server_error, server_info_error
-from .tagger_requests import logprob_quark_probability
+from .tagger_requests import answered_fields
 
 __all__ = ["JetInput", "JetTagger"]
 
 logger = logging.getLogger(__name__)
-
-_logprob_quark_probability = logprob_quark_probability  # the name batchread imports
 
 JetInput = Jet | np.ndarray | Mapping[str, Any]
 """A :class:`Jet`, an ``(n, 4)`` or zero-padded ``(M, 4)`` array, or a mapping with ``jet``."""
@@ -361,14 +359,7 @@ class JetTagger(TaggerBatch, Runnable[JetInput, TagResult]):
             return self._result(
                 jet,
                 key,
-                label=outcome.label,
-                quark_probability=outcome.quark_probability,
-                logprob_quark_probability=logprob_quark_probability(message),
-                parsed_by=outcome.step,
-                answer=message.text,
-                reasoning=reasoning_of(message),
-                finish_reason=message.response_metadata.get("finish_reason"),
-                usage=usage,
+                **answered_fields(outcome, message, usage),
                 latency=latency,
                 server=(message.response_metadata.get("headers") or {}).get(SERVER_HEADER)
                 or self.base_url,

@@ -22,12 +22,12 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_openai.chat_models.base import BaseChatOpenAI
 
-from .model import DEFAULT_BASE_URL
-from .parsing import COMPACT_LABEL_REGEX, label_response_format
+from .model import DEFAULT_BASE_URL, reasoning_of
+from .parsing import COMPACT_LABEL_REGEX, ParsedLabel, label_response_format
 from .server_info import ServerInfo, fetch_pool_info
 from .tagger_errors import MalformedResponseError
 
-__all__ = ["TaggerRequests", "logprob_quark_probability"]
+__all__ = ["TaggerRequests", "answered_fields", "logprob_quark_probability"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,23 @@ def logprob_quark_probability(message: BaseMessage) -> float | None:
         if p_quark + p_gluon > 0:
             return p_quark / (p_quark + p_gluon)
     return None
+
+
+def answered_fields(outcome: ParsedLabel, message: AIMessage, usage: Any) -> dict[str, Any]:
+    """The fields of a labelled result: what the model stated and how it was read.
+
+    One place for the answers read over HTTP (the tagger) and from batch files.
+    """
+    return {
+        "label": outcome.label,
+        "quark_probability": outcome.quark_probability,
+        "logprob_quark_probability": logprob_quark_probability(message),
+        "parsed_by": outcome.step,
+        "answer": message.text,
+        "reasoning": reasoning_of(message),
+        "finish_reason": message.response_metadata.get("finish_reason"),
+        "usage": usage,
+    }
 
 
 class TaggerRequests:
