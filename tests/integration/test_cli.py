@@ -237,7 +237,7 @@ def test_tag_resumes_after_sigkill_asking_only_for_missing_jets(tmp_path, fresh_
         wait_for_lines(out, 8, proc, freeze=server)
     finally:
         proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=30)
+        proc.communicate()  # no deadline: pytest-timeout catches a hang
     assert proc.returncode == -signal.SIGKILL
 
     before = read_jsonl(out)  # whole lines only, even after SIGKILL
@@ -280,7 +280,7 @@ def test_tag_ctrl_c_exits_130_and_leaves_whole_lines(tmp_path, fresh_emulator):
         wait_for_lines(out, 5, proc, freeze=server)
     finally:
         proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=30)
+        _, stderr = proc.communicate()  # no deadline: pytest-timeout catches a hang
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
     rows = read_jsonl(out)
@@ -304,7 +304,7 @@ def test_tag_stops_when_the_server_goes_away(tmp_path, fresh_emulator):
     )
     wait_for_lines(out, 4, proc)
     server.stop()
-    _, stderr = proc.communicate(timeout=60)
+    _, stderr = proc.communicate()  # no deadline: pytest-timeout catches a hang
     assert proc.returncode == 2, stderr
     error = stderr.strip().splitlines()[-1]
     assert error.startswith("error: stopped: ")
@@ -702,7 +702,7 @@ def test_a_rerun_with_other_settings_killed_mid_write_loses_no_row(tmp_path, fre
             time.sleep(0.02)
     finally:
         proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=30)
+        proc.communicate()  # no deadline: pytest-timeout catches a hang
     assert proc.returncode == -signal.SIGKILL
     partial = read_jsonl(out)  # whole lines only
     assert 3 <= len(partial) < 40 and {r["effort"] for r in partial} == {"low"}

@@ -351,20 +351,18 @@ def test_cli_serve_emulate(sig) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
+        while True:  # no deadline: pytest-timeout catches a server that never comes up
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
                     break
             except httpx.ConnectError:
                 pass
             assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "vjt serve did not come up"
             time.sleep(0.1)
         models = httpx.get(f"http://127.0.0.1:{port}/v1/models").json()
         assert models["data"][0]["id"] == "openai/gpt-oss-120b"
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=15)
+        _, err = proc.communicate()
     finally:
         if proc.poll() is None:
             proc.kill()
