@@ -50,7 +50,7 @@ from .prompt_template import JetPromptTemplate
 from .prompts import Example, JetPrompt, PromptTemplateSpec
 from .results import TagError, TaggingError, TagResult, TransientTaggingError, Usage
 from .server_info import ServerInfo
-from .tagger_batch import Pending, TaggerBatch
+from .tagger_batch import Pending, TaggerBatch, _served_from_cache
 from .tagger_errors import MalformedResponseError, server_error, server_info_error
 from .tagger_requests import answered_fields
 
@@ -273,11 +273,8 @@ class JetTagger(TaggerBatch, Runnable[JetInput, TagResult]):
     def _lookup(self, key: str, jet: Jet) -> TagResult | None:
         if self.cache is None or self.refresh:
             return None
-        hit = self.cache.get(key)  # a new object: ours to mark
-        if hit is not None:
-            hit.cached = True
-            hit.index = jet.index
-        return hit
+        hit = self.cache.get(key)
+        return None if hit is None else _served_from_cache(hit, jet)
 
     def _result(self, jet: Jet, key: str, **fields: Any) -> TagResult:
         return TagResult(

@@ -83,6 +83,13 @@ def _batch_configs(
     return (lambda i: rest if i else first), True
 
 
+def _served_from_cache(hit: TagResult, jet: Jet) -> TagResult:
+    """Mark a result read from the cache (a new object, ours to mark) as this jet's hit."""
+    hit.cached = True
+    hit.index = jet.index
+    return hit
+
+
 class TaggerBatch(TaggerIdentity):
     """The batch path of a :class:`~vibe_jet_tagging.chain.JetTagger`."""
 
@@ -246,9 +253,7 @@ class TaggerBatch(TaggerIdentity):
             if item.key in served:  # the same jet again in this chunk: a result of its own
                 hit = hit.model_copy()
             served.add(item.key)
-            hit.cached = True
-            hit.index = item.jet.index
-            out[position] = (i, hit)
+            out[position] = (i, _served_from_cache(hit, item.jet))
         return out
 
     async def abatch(
