@@ -22,7 +22,7 @@ from typing import Any, overload
 
 import numpy as np
 
-from vibe_jet_tagging.data import load_sample
+from vibe_jet_tagging.data import JetDataset, dataset_from_arrays, load_sample
 from vibe_jet_tagging.jets import PT, Jet
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -60,6 +60,14 @@ class PerturbedJets(Sequence[Jet]):
         rows = self._rows[k % len(self._rows)].copy()
         rows[:, PT] *= 1 + 1e-6 * k
         return Jet.from_array(rows, index=i)
+
+    def dataset(self) -> JetDataset:
+        """All ``n`` jets as a :class:`JetDataset` over one padded array, as a physicist's file
+        gives them (the same jets, built as ``abatch`` reads them: a block at a time)."""
+        k = self.offset + np.arange(self.n)
+        rows = self._rows[k % len(self._rows)]
+        rows[:, :, PT] *= (1 + 1e-6 * k)[:, None]
+        return dataset_from_arrays(rows, self._labels[k % len(self._labels)])
 
     def label(self, i: int) -> int:
         """The truth label of jet ``i`` (1 quark, 0 gluon)."""

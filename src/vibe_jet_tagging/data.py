@@ -164,16 +164,14 @@ class JetDataset:
     def _read_jets(self, positions: NDArray[np.intp]) -> list[Jet | ValueError]:
         """The jets at source ``positions``, or the error saying why one cannot be read."""
         rows = self._source.read(positions, validate=False)
-        out: list[Jet | ValueError] = []
-        for row, pos in zip(rows, positions, strict=True):
-            prefix, local = self._source.locate(int(pos))
-            try:
-                jet = Jet.from_array(row, index=local)
-            except ValueError as exc:
-                out.append(ValueError(f"{prefix}{exc}"))
-                continue
-            jet.index = int(pos)
-            out.append(jet)
+        out = Jet.from_rows(rows, positions.tolist())
+        for j, jet in enumerate(out):
+            if isinstance(jet, ValueError):  # said again with the file and its index there
+                prefix, local = self._source.locate(int(positions[j]))
+                try:
+                    Jet.from_array(rows[j], index=local)
+                except ValueError as exc:
+                    out[j] = ValueError(f"{prefix}{exc}")
         return out
 
     def __iter__(self) -> Iterator[Jet]:

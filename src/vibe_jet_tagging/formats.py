@@ -82,15 +82,11 @@ def _particle_columns(jet: Jet, fmt: JetFormat) -> tuple[list[str], list[list[st
     else:
         ys, phis = shown[:, Y], shown[:, PHI]
         names = ["pt", "y", "phi"]
-    d = fmt.decimals
-    cols = [
-        [f"{v:.{d}f}" for v in shown[:, PT]],
-        [f"{v:.{d}f}" for v in ys],
-        [f"{v:.{d}f}" for v in phis],
-    ]
+    spec = f".{fmt.decimals}f"
+    cols = [[format(v, spec) for v in column.tolist()] for column in (shown[:, PT], ys, phis)]
     if fmt.pdgid:
         names.append("pid")
-        cols.append([str(int(v)) for v in shown[:, PID]])
+        cols.append([str(int(v)) for v in shown[:, PID].tolist()])
     rows = [list(r) for r in zip(*cols, strict=True)]
     n, m = len(c), len(shown)
     frame = "relative to the jet axis" if fmt.relative else "absolute"

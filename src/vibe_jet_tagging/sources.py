@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .jets import PID, PT, Jet
+from .jets import Jet, bad_rows
 from .npz import READ_ERRORS, NpyMember, RowStream, format_size, read_header, read_whole
 
 __all__ = ["MAX_CONSTITUENTS", "MAX_JETS"]
@@ -91,15 +91,7 @@ def check_rows(rows: NDArray[np.float64], positions: NDArray[np.intp], where: st
 
     ``positions`` are the jets' indices in the file (for the message), ``where`` its prefix.
     """
-    pt = rows[..., PT]
-    pid = rows[..., PID]
-    bad = (
-        ~np.isfinite(rows).all(axis=(1, 2))
-        | (pt < 0).any(axis=1)
-        | ~(pt > 0).any(axis=1)
-        | ((pid != np.round(pid)) & (pt > 0)).any(axis=1)
-    )
-    for j in np.flatnonzero(bad):
+    for j in np.flatnonzero(bad_rows(rows)):
         try:
             Jet.from_array(rows[j], index=int(positions[j]))
         except ValueError as exc:

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import (
     ensure_config,
@@ -27,6 +28,7 @@ from langchain_core.runnables.config import (
 )
 
 from ._sync import iterate_sync, run_sync
+from .data import JetDataset
 from .errors import ServerError
 from .jets import Jet
 from .prompts import Example
@@ -88,6 +90,21 @@ def _served_from_cache(hit: TagResult, jet: Jet) -> TagResult:
     hit.cached = True
     hit.index = jet.index
     return hit
+
+
+def _coerced(inputs: Sequence[JetInput], start: int, stop: int) -> Iterator[Jet | ValueError]:
+    """``inputs[start:stop]`` as jets (or why each is not one): a data set or a padded
+    ``(N, M, 4)`` array in one go, anything else one by one."""
+    if isinstance(inputs, JetDataset):
+        yield from inputs._read_jets(inputs.indices[start:stop])
+    elif isinstance(inputs, np.ndarray) and inputs.ndim == 3 and inputs.dtype.kind in "fiu":
+        yield from Jet.from_rows(inputs[start:stop])
+    else:
+        for i in range(start, stop):
+            try:
+                yield Jet.coerce(inputs[i])
+            except ValueError as exc:
+                yield exc
 
 
 class TaggerBatch(TaggerIdentity):
@@ -229,11 +246,10 @@ class TaggerBatch(TaggerIdentity):
             settings: str | None = self.settings_key  # asks the server once
         except ServerError:
             settings = None
-        for i in range(start, min(start + _PREPARE_CHUNK, len(inputs))):
-            try:
-                jet = Jet.coerce(inputs[i])
-            except ValueError as exc:
-                out.append((i, exc))
+        stop = min(start + _PREPARE_CHUNK, len(inputs))
+        for i, jet in zip(range(start, stop), _coerced(inputs, start, stop), strict=True):
+            if isinstance(jet, ValueError):
+                out.append((i, jet))
                 continue
             if settings is None:
                 out.append((i, jet))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ from hypothesis.extra import numpy as hnp
 
 from vibe_jet_tagging import parse_label
 from vibe_jet_tagging.data import JetDataset, dataset_from_arrays
-from vibe_jet_tagging.jets import Jet
+from vibe_jet_tagging.jets import Jet, jet_observables
 from vibe_jet_tagging.parsing import (
     TAIL_CHARS,
     LabelParseError,
@@ -544,3 +545,50 @@ def test_numpy_errors_do_not_escape_validation(build: Any) -> None:
 )
 def test_no_label_read_from_inside_a_word(text: str) -> None:
     assert regex_label(text) is None
+
+
+_ROW_VALUES = st.sampled_from([0.0, -0.0, 1.0, 2.0, -1.0, 0.5, 211.0, 22.5, np.nan, np.inf])
+
+
+@given(
+    st.lists(st.one_of(constituents(max_rows=8), st.just(None)), min_size=1, max_size=6),
+    st.data(),
+)
+def test_from_rows_builds_each_jet_as_from_array_does(jets: list[Any], data: Any) -> None:
+    """Jets built a block at a time (data sets, (N, M, 4) arrays in abatch) are the jets
+    from_array builds one by one, or the same ValueError: padding anywhere, equal pts (ties
+    broken by the other columns), -0.0, and bad values (drawn from a few, so ties happen)."""
+    width = 10
+    block = np.zeros((len(jets), width, 4))
+    for j, rows in enumerate(jets):
+        if rows is None:  # rows of a few values: ties, -0.0, nan, inf, negative pt, 22.5 ids
+            n = data.draw(st.integers(0, width))
+            values = data.draw(st.lists(_ROW_VALUES, min_size=4 * n, max_size=4 * n))
+            rows = np.array(values, dtype=np.float64).reshape(n, 4)
+        block[j, : len(rows)] = rows
+        block[j] = block[j][data.draw(st.permutations(range(width)))]
+    indices = data.draw(
+        st.lists(st.none() | st.integers(0, 99), min_size=len(jets), max_size=len(jets))
+    )
+    for j, built in enumerate(Jet.from_rows(block, indices)):
+        one = valid_or_value_error(Jet.from_array, block[j], index=indices[j])
+        if one is None:
+            assert isinstance(built, ValueError)
+            with pytest.raises(ValueError, match=f"^{re.escape(str(built))}$"):
+                Jet.from_array(block[j], index=indices[j])
+            continue
+        assert isinstance(built, Jet) and built.index == indices[j]
+        assert built.constituents.tobytes() == one.constituents.tobytes()
+        assert not built.constituents.flags.writeable
+
+
+@given(constituents())
+def test_the_jet_axis_alone_is_the_axis_of_all_observables(rows: np.ndarray) -> None:
+    """A prompt's relative coordinates use the axis computed alone (cheaper): it must be the
+    bits jet_observables gives, so a prompt never depends on what was computed first."""
+    alone = Jet.from_array(rows)
+    axis = (alone.rapidity, alone.phi)  # before anything else is computed
+    obs = jet_observables(alone.constituents)
+    assert axis == (float(obs["rapidity"]), float(obs["phi"]))
+    with_all = Jet.from_array(rows)
+    assert with_all.observables["rapidity"] == axis[0] and with_all.phi == axis[1]

@@ -252,3 +252,48 @@ def test_a_failed_jet_repeated_in_a_batch_is_paid_once(jet):
     assert all(isinstance(o, TaggingError) for o in outcomes)
     assert sorted(o.result.usage.requests for o in outcomes) == [0, 2]
     assert len(model.asked) == 2  # one jet, asked and re-asked once
+
+
+async def test_a_data_set_or_padded_array_is_tagged_as_its_jets_one_by_one(labelled_pool):
+    """abatch reads a data set or an (N, M, 4) array a block at a time: the same jets (keys),
+    the same error for a bad jet at its position, and the index ds[i] gives."""
+    from itertools import repeat
+
+    from vibe_jet_tagging.data import dataset_from_arrays
+
+    block = np.zeros((5, 80, 4))
+    for j in range(5):
+        c = labelled_pool[j][0].constituents
+        block[j, : len(c)] = c[::-1]  # reversed: the block's jets must be sorted
+    block[2, 3, 1] = np.nan
+    block[4] = block[1]  # a twin
+    ds = dataset_from_arrays(block)[[4, 3, 2, 1, 0]]
+
+    async def tagged(inputs):
+        answer = AIMessage('{"label": "quark", "quark_probability": 0.7}')
+        model = ScriptedModel(messages=iter(repeat(answer)))
+        results = await tagger(model).abatch(inputs, return_exceptions=True)
+        return [str(r) if isinstance(r, Exception) else (r.key, r.index) for r in results]
+
+    async def one_by_one(get):
+        """The jets got one at a time tagged, each bad one's error in its place."""
+        got = []
+        for i in range(5):
+            try:
+                got.append(get(i))
+            except ValueError as exc:
+                got.append(str(exc))
+        tagged_jets = iter(await tagged([g for g in got if isinstance(g, Jet)]))
+        return [g if isinstance(g, str) else next(tagged_jets) for g in got]
+
+    from_ds = await tagged(ds)
+    assert from_ds == await one_by_one(lambda i: ds[i])
+    assert [r[1] for r in from_ds if isinstance(r, tuple)] == [4, 3, 1, 0]
+    assert from_ds[2] == "jet 2: non-finite value (nan or inf) in constituent row 3"
+    assert from_ds[0][0] == from_ds[3][0]  # the twins
+    from_array = await tagged(block)
+    assert from_array == await one_by_one(lambda i: Jet.from_array(block[i]))
+    assert from_array[2].startswith("non-finite value")
+    assert [r[0] for r in from_array if isinstance(r, tuple)] == [
+        r[0] for r in from_ds[::-1] if isinstance(r, tuple)
+    ]
