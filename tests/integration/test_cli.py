@@ -100,6 +100,19 @@ def wait_for_lines(path: Path, n: int, proc: subprocess.Popen, *, freeze=None) -
         freeze.configure(ttft=3600.0)
 
 
+def communicate_or_dump(proc: subprocess.Popen) -> str:
+    """``proc``'s stderr once it exits. No deadline: when pytest-timeout stops the wait, the
+    child (run with ``PYTHONFAULTHANDLER=1``) is sent SIGABRT, and the failure shows where
+    each of its threads was."""
+    try:
+        _, stderr = proc.communicate()
+    except BaseException:
+        proc.send_signal(signal.SIGABRT)
+        _, stderr = proc.communicate()
+        pytest.fail(f"vjt did not exit; its threads:\n{stderr.decode(errors='replace')}")
+    return stderr.decode()
+
+
 def wait_idle(server) -> dict:
     """The server's counters once no request is running or waiting (the client is gone)."""
     while True:
@@ -273,14 +286,13 @@ def test_tag_ctrl_c_exits_130_and_leaves_whole_lines(tmp_path, fresh_emulator):
     out = tmp_path / "out.jsonl"
     args = ["tag", "sample", "-o", out, "--base-url", server.base_url, "--effort", "low"]
     args += ["--limit", "40", "--concurrency", "4"]
-    proc = subprocess.Popen(
-        vjt_command(*args), cwd=tmp_path, env=environment(), stderr=subprocess.PIPE, text=True
-    )
+    env = environment(PYTHONFAULTHANDLER="1")  # SIGABRT prints every thread's stack
+    proc = subprocess.Popen(vjt_command(*args), cwd=tmp_path, env=env, stderr=subprocess.PIPE)
     try:
         wait_for_lines(out, 5, proc, freeze=server)
     finally:
         proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate()  # no deadline: pytest-timeout catches a hang
+        stderr = communicate_or_dump(proc)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
     rows = read_jsonl(out)
@@ -298,13 +310,11 @@ def test_tag_stops_when_the_server_goes_away(tmp_path, fresh_emulator):
     out = tmp_path / "out.jsonl"
     args = ["tag", "sample", "-o", out, "--base-url", server.base_url, "--effort", "low"]
     args += ["--limit", "200", "--concurrency", "4"]
-    env = environment(VJT_MAX_RETRIES="0")
-    proc = subprocess.Popen(
-        vjt_command(*args), cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
-    )
+    env = environment(VJT_MAX_RETRIES="0", PYTHONFAULTHANDLER="1")
+    proc = subprocess.Popen(vjt_command(*args), cwd=tmp_path, env=env, stderr=subprocess.PIPE)
     wait_for_lines(out, 4, proc)
     server.stop()
-    _, stderr = proc.communicate()  # no deadline: pytest-timeout catches a hang
+    stderr = communicate_or_dump(proc)
     assert proc.returncode == 2, stderr
     error = stderr.strip().splitlines()[-1]
     assert error.startswith("error: stopped: ")
