@@ -20,6 +20,10 @@ T = TypeVar("T")
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
+_WAKE = 0.25
+"""Seconds the calling thread waits at a time: Python runs a signal handler (Ctrl-C) only
+when the main thread runs bytecode, and a signal that lands on another thread does not end
+the main thread's wait; so the wait ends this often to let it run."""
 
 
 def _background_loop() -> asyncio.AbstractEventLoop:
@@ -38,7 +42,7 @@ def _background_loop() -> asyncio.AbstractEventLoop:
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` to completion on the background loop and return its result.
 
-    Ctrl-C in the calling thread cancels the coroutine.
+    Ctrl-C in the calling thread cancels the coroutine (within :data:`_WAKE` seconds).
     """
     loop = _background_loop()
     try:
@@ -50,7 +54,12 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         raise RuntimeError("run_sync called from the background loop itself; await instead")
     future = asyncio.run_coroutine_threadsafe(coro, loop)
     try:
-        return future.result()
+        while True:
+            try:
+                return future.result(timeout=_WAKE)
+            except TimeoutError:
+                if future.done():  # the coroutine itself raised TimeoutError
+                    return future.result()
     except BaseException:
         future.cancel()
         raise
@@ -74,7 +83,10 @@ def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
     future = asyncio.run_coroutine_threadsafe(pump(), loop)
     try:
         while True:
-            kind, value = items.get()
+            try:
+                kind, value = items.get(timeout=_WAKE)
+            except queue.Empty:
+                continue
             if kind == "item":
                 yield value
             elif kind == "error":
