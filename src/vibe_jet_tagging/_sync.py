@@ -12,6 +12,7 @@ import asyncio
 import queue
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 __all__ = ["iterate_sync", "run_sync"]
@@ -39,6 +40,25 @@ def _background_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
+def _submit(
+    coro: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop, future: Future[T]
+) -> None:
+    """Run ``coro`` on ``loop`` with its outcome in ``future``; cancelling ``future`` cancels it.
+
+    ``asyncio.run_coroutine_threadsafe`` returns its future only once the coroutine may
+    already run: a Ctrl-C in between would leave it running, unowned. Here the caller holds
+    the future (inside its ``try``) before anything is scheduled.
+    """
+
+    def start() -> None:
+        task = loop.create_task(coro)
+        asyncio.futures._chain_future(task, future)  # type: ignore[attr-defined]
+        if future.cancelled():  # cancelled before it started
+            task.cancel()
+
+    loop.call_soon_threadsafe(start)
+
+
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` to completion on the background loop and return its result.
 
@@ -52,8 +72,9 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     if running is loop:
         coro.close()
         raise RuntimeError("run_sync called from the background loop itself; await instead")
-    future = asyncio.run_coroutine_threadsafe(coro, loop)
+    future: Future[T] = Future()
     try:
+        _submit(coro, loop, future)
         while True:
             try:
                 return future.result(timeout=_WAKE)
@@ -80,8 +101,9 @@ def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
         else:
             items.put(("done", None))
 
-    future = asyncio.run_coroutine_threadsafe(pump(), loop)
+    future: Future[None] = Future()
     try:
+        _submit(pump(), loop, future)
         while True:
             try:
                 kind, value = items.get(timeout=_WAKE)
