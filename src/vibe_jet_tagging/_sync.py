@@ -12,6 +12,7 @@ import asyncio
 import queue
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 __all__ = ["iterate_sync", "run_sync"]
@@ -20,6 +21,10 @@ T = TypeVar("T")
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
+_WAKE = 0.25
+"""Seconds the calling thread waits at a time: Python runs a signal handler (Ctrl-C) only
+when the main thread runs bytecode, and a signal that lands on another thread does not end
+the main thread's wait; so the wait ends this often to let it run."""
 
 
 def _background_loop() -> asyncio.AbstractEventLoop:
@@ -35,10 +40,29 @@ def _background_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
+def _submit(
+    coro: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop, future: Future[T]
+) -> None:
+    """Run ``coro`` on ``loop`` with its outcome in ``future``; cancelling ``future`` cancels it.
+
+    ``asyncio.run_coroutine_threadsafe`` returns its future only once the coroutine may
+    already run: a Ctrl-C in between would leave it running, unowned. Here the caller holds
+    the future (inside its ``try``) before anything is scheduled.
+    """
+
+    def start() -> None:
+        task = loop.create_task(coro)
+        asyncio.futures._chain_future(task, future)  # type: ignore[attr-defined]
+        if future.cancelled():  # cancelled before it started
+            task.cancel()
+
+    loop.call_soon_threadsafe(start)
+
+
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` to completion on the background loop and return its result.
 
-    Ctrl-C in the calling thread cancels the coroutine.
+    Ctrl-C in the calling thread cancels the coroutine (within :data:`_WAKE` seconds).
     """
     loop = _background_loop()
     try:
@@ -48,9 +72,15 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     if running is loop:
         coro.close()
         raise RuntimeError("run_sync called from the background loop itself; await instead")
-    future = asyncio.run_coroutine_threadsafe(coro, loop)
+    future: Future[T] = Future()
     try:
-        return future.result()
+        _submit(coro, loop, future)
+        while True:
+            try:
+                return future.result(timeout=_WAKE)
+            except TimeoutError:
+                if future.done():  # the coroutine itself raised TimeoutError
+                    return future.result()
     except BaseException:
         future.cancel()
         raise
@@ -71,10 +101,14 @@ def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
         else:
             items.put(("done", None))
 
-    future = asyncio.run_coroutine_threadsafe(pump(), loop)
+    future: Future[None] = Future()
     try:
+        _submit(pump(), loop, future)
         while True:
-            kind, value = items.get()
+            try:
+                kind, value = items.get(timeout=_WAKE)
+            except queue.Empty:
+                continue
             if kind == "item":
                 yield value
             elif kind == "error":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import time
@@ -16,6 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .._lazy import lazy
+from . import interrupt
 from .app import CLIError, console
 from .breaker import Breaker, RunStopped
 from .cache import cache_root, results_dir
@@ -445,7 +445,7 @@ def tag_to_file(
             task = progress.add_task(
                 description, total=len(selection), completed=len(kept), stats=""
             )
-            asyncio.run(stream())
+            interrupt.run(stream)
     except KeyboardInterrupt:
         say(
             f"[yellow]interrupted[/]: {stats.resumed + stats.done} of {len(selection)} jets "
