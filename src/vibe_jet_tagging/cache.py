@@ -111,7 +111,7 @@ class JSONOnlyDisk(diskcache.Disk):
 def default_cache_dir() -> Path:
     """``$VJT_CACHE_DIR``, else the user's cache folder (e.g. ``~/.cache/vibe-jet-tagging``)."""
     env = os.environ.get("VJT_CACHE_DIR")
-    return Path(env) if env else Path(platformdirs.user_cache_dir("vibe-jet-tagging"))
+    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("vibe-jet-tagging"))
 
 
 _SHARED_HINT = (
@@ -299,7 +299,9 @@ class ResultCache(_Store):
         size_limit: int = 8 << 30,
         shared: bool = False,
     ) -> None:
-        self.directory = Path(directory) if directory else default_cache_dir() / "results"
+        self.directory = (
+            Path(directory).expanduser() if directory else default_cache_dir() / "results"
+        )
         self.shared = shared
         self._misread = False
         self._cache = self._start(size_limit, shared)

@@ -19,6 +19,7 @@ from vibe_jet_tagging.cache import (
     ResultCache,
     UnsafeCacheEntryError,
     UnsafeCacheError,
+    default_cache_dir,
     stored_modes,
 )
 from vibe_jet_tagging.results import TagError, TagResult, Usage
@@ -287,3 +288,18 @@ def test_a_read_only_folder_leaves_the_cache_unused_with_one_warning(tmp_path, c
     assert cache.get("k") is None and not cache.put(make_result("k"))
     [warning] = _warnings(caplog)
     assert str(folder) in warning and "cannot be opened" in warning
+
+
+def test_a_folder_given_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypatch):
+    """`~` in a folder (as a config file or an unexpanded VJT_CACHE_DIR gives it) is the home
+    folder, for both caches, never a folder named `~` in the working directory."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    results = ResultCache("~/results")
+    assert results.directory == tmp_path / "home" / "results"
+    assert results.put(make_result("k"))
+    assert ResultCache(tmp_path / "home" / "results").get("k") is not None
+    assert DiskLLMCache("~/llm").directory == tmp_path / "home" / "llm"
+    monkeypatch.setenv("VJT_CACHE_DIR", "~/vjt")
+    assert default_cache_dir() == tmp_path / "home" / "vjt"
+    assert not (tmp_path / "~").exists()
