@@ -98,3 +98,10 @@ def test_serve_help_lists_the_emulator_presets() -> None:
     from vibe_jet_tagging.emulator import LATENCY_PRESETS
 
     assert tuple(LATENCY_PRESETS) == PRESETS
+
+
+def test_the_fault_names_of_vjt_serve_are_the_emulators() -> None:
+    from vibe_jet_tagging.cli.serve import FAULTS
+    from vibe_jet_tagging.emulator.config import FaultRates
+
+    assert tuple(FaultRates.model_fields) == FAULTS

@@ -18,6 +18,41 @@ _REAL_SERVER = (
 )
 
 
+# The emulator's fault names (emulator.config.FaultRates), kept here so --help imports
+# nothing; tests/unit/test_cli_startup.py checks that the two lists are the same.
+FAULTS = (
+    "server_error",
+    "rate_limit",
+    "stall",
+    "disconnect",
+    "malformed_json",
+    "truncation",
+    "contradiction",
+    "wrong_type",
+    "non_answer",
+    "digit_field",
+    "distracted_answer",
+    "malformed_body",
+)
+
+
+def _named_faults(given: list[str]) -> dict[str, float]:
+    """``--fault NAME=RATE`` values as fault rates; a bad one is a one-line error."""
+    rates: dict[str, float] = {}
+    for item in given:
+        name, sep, value = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in FAULTS:
+            raise CLIError(
+                f"--fault {item!r}: expected NAME=RATE with NAME one of {', '.join(FAULTS)}"
+            )
+        try:
+            rates[name] = float(value)
+        except ValueError:
+            raise CLIError(f"--fault {item!r}: the rate {value!r} is not a number") from None
+    return rates
+
+
 @app.command("serve")
 def serve_command(
     emulate: Annotated[
@@ -59,6 +94,14 @@ def serve_command(
     truncation_rate: Annotated[
         float | None, typer.Option(help="Rate of answers cut with finish_reason length.")
     ] = None,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Any fault by name, NAME=RATE (repeatable), e.g. contradiction=0.1: "
+            + ", ".join(FAULTS)
+            + "."
+        ),
+    ] = None,
     tool_call_parser: Annotated[
         str | None,
         typer.Option(
@@ -75,7 +118,10 @@ def serve_command(
     if not emulate:
         console.print(_REAL_SERVER, highlight=False, soft_wrap=True)
         raise typer.Exit(2)
+    from pydantic import ValidationError
+
     from ..emulator import EmulatorConfig, serve
+    from ..errors import one_line
 
     settings: dict[str, Any] = {
         "models": model or None,
@@ -100,12 +146,15 @@ def serve_command(
     overrides: dict[str, Any] = {k: v for k, v in settings.items() if v is not None}
     overrides["report_reasoning_tokens"] = reasoning_tokens
     overrides["faults"] = {k: v for k, v in faults.items() if v is not None}
+    overrides["faults"].update(_named_faults(fault or []))
     try:
         config = EmulatorConfig()
         if preset is not None:
             config = config.with_preset(preset)  # explicit --ttft/--itl still win
         config = config.merged(overrides)
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+    except ValidationError as exc:
+        raise CLIError(f"bad emulator settings: {one_line(exc)}") from None
+    except ValueError as exc:
         raise CLIError(f"bad emulator settings: {exc}") from None
 
     def ready(url: str) -> None:
