@@ -22,8 +22,8 @@ from typing import Any, overload
 
 import numpy as np
 
-from vibe_jet_tagging.data import JetDataset, dataset_from_arrays, load_sample
 from vibe_jet_tagging.jets import PT, Jet
+from vibe_jet_tagging.jets.dataset import JetDataset, dataset_from_arrays, load_sample
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -34,11 +34,11 @@ import httpx
 import numpy as np
 from _common import parser, save, table
 
-from vibe_jet_tagging.data import load_sample
 from vibe_jet_tagging.emulator import EmulatedServer
 from vibe_jet_tagging.jets import PT
+from vibe_jet_tagging.jets.dataset import load_sample
 
-READ_ONLY = "from vibe_jet_tagging.data import load_jets; import sys; print(sum(1 for _ in load_jets(sys.argv[1])))"  # noqa: E501
+READ_ONLY = "from vibe_jet_tagging.jets.dataset import load_jets; import sys; print(sum(1 for _ in load_jets(sys.argv[1])))"  # noqa: E501
 
 
 def write_jets(n: int, path: Path) -> None:

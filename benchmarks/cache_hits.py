@@ -43,8 +43,8 @@ from typing import Any
 from _common import PerturbedJets, parser, peak_rss_mb, save, table
 
 from vibe_jet_tagging import JetTagger
-from vibe_jet_tagging.cache import ResultCache
 from vibe_jet_tagging.emulator import EmulatedServer
+from vibe_jet_tagging.store.cache import ResultCache
 
 TARGET = 20_000.0
 FIRST_TARGET_MS = 50.0
@@ -149,7 +149,7 @@ async def langchain_route(server: EmulatedServer, folder: str, template: str, n:
     from langchain_core.globals import set_llm_cache
     from langchain_openai import ChatOpenAI
 
-    from vibe_jet_tagging.parsing.schema import JetLabel
+    from vibe_jet_tagging.tagging.parsing.schema import JetLabel
 
     reference = JetTagger(server.model, base_url=server.base_url, template=template, cache=None)
     route = (

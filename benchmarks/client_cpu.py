@@ -25,9 +25,9 @@ import openai
 from _common import PerturbedJets, parser, save, sdk_payload, table
 
 from vibe_jet_tagging import JetTagger
-from vibe_jet_tagging.cache import ResultCache
 from vibe_jet_tagging.emulator import EmulatedServer
 from vibe_jet_tagging.jets import Jet
+from vibe_jet_tagging.store.cache import ResultCache
 
 TARGET_MS = 0.5
 
@@ -53,7 +53,7 @@ def langchain_route(server: EmulatedServer, limit: int) -> Any:
     """LangChain's own route: ``ChatOpenAI.with_structured_output`` (JSON schema) at ``limit``."""
     from langchain_openai import ChatOpenAI
 
-    from vibe_jet_tagging.parsing.schema import JetLabel
+    from vibe_jet_tagging.tagging.parsing.schema import JetLabel
 
     model = ChatOpenAI(
         model=server.model,

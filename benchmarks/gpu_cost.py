@@ -32,8 +32,8 @@ from langchain_core.messages import convert_to_openai_messages
 from vibe_jet_tagging import JetTagger, load_sample
 from vibe_jet_tagging.emulator import EmulatedServer
 from vibe_jet_tagging.emulator.tokens import prompt_pieces
-from vibe_jet_tagging.formats import FORMAT_NAMES, JetFormat
-from vibe_jet_tagging.prompts import list_templates
+from vibe_jet_tagging.jets.formats import FORMAT_NAMES, JetFormat
+from vibe_jet_tagging.tagging.templates import list_templates
 
 TARGET = 0.80
 """Share of a few-shot batch's prompt tokens served from the prefix cache (issue 15)."""

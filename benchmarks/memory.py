@@ -21,9 +21,9 @@ from typing import Any
 from _common import PerturbedJets, parser, peak_rss_mb, save, table
 
 from vibe_jet_tagging import JetTagger
-from vibe_jet_tagging.cache import ResultCache
 from vibe_jet_tagging.emulator import EmulatedServer
-from vibe_jet_tagging.report import JsonlWriter, result_row
+from vibe_jet_tagging.evaluation.report import JsonlWriter, result_row
+from vibe_jet_tagging.store.cache import ResultCache
 
 TARGET_MB = 1000.0
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from _common import parser, save, table
 
-from vibe_jet_tagging.parsing import LabelParseError, prose, read_label
+from vibe_jet_tagging.tagging.parsing import LabelParseError, prose, read_label
 
 FILLERS = [
     "\n",

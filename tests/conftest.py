@@ -213,7 +213,7 @@ _REAL: list[ServerUnderTest] = []
 @pytest.fixture(scope="session")
 def real_vllm() -> Iterator[ServerUnderTest]:
     """A real vLLM server for the session (see the module doc)."""
-    from vibe_jet_tagging.server_info import fetch_server_info
+    from vibe_jet_tagging.servers.info import fetch_server_info
 
     url, model = _EXTERNAL
     if url and model:

@@ -13,34 +13,38 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from . import _moved
+
 __version__ = "0.1.0"
 
+_moved.install()  # old module paths (``vibe_jet_tagging.tagging.tagger``...) for one more release
+
 _EXPORTS = {
-    "Jet": "jets",
-    "JetDataset": "data",
-    "load_jets": "data",
-    "load_sample": "data",
-    "JetFormat": "formats",
-    "JetPrompt": "prompts",
-    "JetPromptTemplate": "prompt_template",
-    "list_templates": "prompts",
-    "load_template": "prompts",
-    "ChatVLLM": "model",
-    "JetLabel": "parsing",
-    "LabelParseError": "parsing",
-    "parse_label": "parsing",
-    "JetLabelParser": "output_parser",
-    "JetTagger": "chain",
-    "TagResult": "results",
-    "TaggingError": "results",
-    "TransientTaggingError": "results",
-    "Usage": "results",
-    "ResultCache": "cache",
-    "DiskLLMCache": "cache",
-    "UsageCallback": "usage",
-    "track_usage": "usage",
-    "usage_totals": "usage",
-    "LocalLLMClassifier": "classifier",
+    "Jet": "jets.jet",
+    "JetDataset": "jets.dataset",
+    "load_jets": "jets.dataset",
+    "load_sample": "jets.dataset",
+    "JetFormat": "jets.formats",
+    "JetPrompt": "tagging.templates",
+    "JetPromptTemplate": "tagging.prompt",
+    "list_templates": "tagging.templates",
+    "load_template": "tagging.templates",
+    "ChatVLLM": "tagging.model",
+    "JetLabel": "tagging.parsing",
+    "LabelParseError": "tagging.parsing",
+    "parse_label": "tagging.parsing",
+    "JetLabelParser": "tagging.parser",
+    "JetTagger": "tagging.tagger",
+    "TagResult": "tagging.results",
+    "TaggingError": "tagging.results",
+    "TransientTaggingError": "tagging.results",
+    "Usage": "tagging.results",
+    "ResultCache": "store.cache",
+    "DiskLLMCache": "store.cache",
+    "UsageCallback": "tagging.usage",
+    "track_usage": "tagging.usage",
+    "usage_totals": "tagging.usage",
+    "LocalLLMClassifier": "estimator.classifier",
     "EmulatedServer": "emulator",
     "VJTError": "errors",
     "ConfigError": "errors",
@@ -63,18 +67,18 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from .cache import DiskLLMCache, ResultCache
-    from .chain import JetTagger
-    from .classifier import LocalLLMClassifier
-    from .data import JetDataset, load_jets, load_sample
     from .emulator import EmulatedServer
     from .errors import ConfigError, VJTError
-    from .formats import JetFormat
-    from .jets import Jet
-    from .model import ChatVLLM
-    from .output_parser import JetLabelParser
-    from .parsing import JetLabel, LabelParseError, parse_label
-    from .prompt_template import JetPromptTemplate
-    from .prompts import JetPrompt, list_templates, load_template
-    from .results import TaggingError, TagResult, TransientTaggingError, Usage
-    from .usage import UsageCallback, track_usage, usage_totals
+    from .estimator.classifier import LocalLLMClassifier
+    from .jets.dataset import JetDataset, load_jets, load_sample
+    from .jets.formats import JetFormat
+    from .jets.jet import Jet
+    from .store.cache import DiskLLMCache, ResultCache
+    from .tagging.model import ChatVLLM
+    from .tagging.parser import JetLabelParser
+    from .tagging.parsing import JetLabel, LabelParseError, parse_label
+    from .tagging.prompt import JetPromptTemplate
+    from .tagging.results import TaggingError, TagResult, TransientTaggingError, Usage
+    from .tagging.tagger import JetTagger
+    from .tagging.templates import JetPrompt, list_templates, load_template
+    from .tagging.usage import UsageCallback, track_usage, usage_totals

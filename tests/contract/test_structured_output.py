@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
 from vibe_jet_tagging.emulator import EmulatedServer
-from vibe_jet_tagging.model import ChatVLLM, ToolCallingUnavailableError, reasoning_of
+from vibe_jet_tagging.tagging.model import ChatVLLM, ToolCallingUnavailableError, reasoning_of
 
 QUESTION = (
     "Jet observables:\nconstituent multiplicity: 60\ngirth: 0.07\n"

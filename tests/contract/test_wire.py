@@ -19,7 +19,7 @@ import httpx
 import jsonschema
 import pytest
 
-from vibe_jet_tagging.parsing import COMPACT_LABEL_REGEX, JetLabel, label_response_format
+from vibe_jet_tagging.tagging.parsing import COMPACT_LABEL_REGEX, JetLabel, label_response_format
 
 HI = [{"role": "user", "content": "Reply with one word: yes."}]
 NO_REASONING = {"reasoning_effort": "none"}
@@ -85,7 +85,7 @@ def test_health_and_version(server) -> None:
 
 
 def test_server_info_tells_emulator_from_vllm(server) -> None:
-    from vibe_jet_tagging.server_info import fetch_server_info
+    from vibe_jet_tagging.servers.info import fetch_server_info
 
     info = fetch_server_info(server.base_url, server.api_key)
     assert info.vllm

@@ -12,8 +12,8 @@ import openai
 import pytest
 
 from vibe_jet_tagging import ChatVLLM, JetTagger, TaggingError, Usage, VJTError, load_sample
-from vibe_jet_tagging.batchfiles import REASK_SUFFIX, constraint_of, offline_server
-from vibe_jet_tagging.parsing import COMPACT_LABEL_REGEX
+from vibe_jet_tagging.scale.batchfiles import REASK_SUFFIX, constraint_of, offline_server
+from vibe_jet_tagging.tagging.parsing import COMPACT_LABEL_REGEX
 
 from .batch_standin import answer_lines
 

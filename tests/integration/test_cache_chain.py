@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from vibe_jet_tagging import ChatVLLM, JetTagger, load_sample
-from vibe_jet_tagging.cache import ResultCache, stored_modes
-from vibe_jet_tagging.formats import JetFormat
 from vibe_jet_tagging.jets import Jet
-from vibe_jet_tagging.usage import usage_totals
+from vibe_jet_tagging.jets.formats import JetFormat
+from vibe_jet_tagging.store.cache import ResultCache, stored_modes
+from vibe_jet_tagging.tagging.usage import usage_totals
 
 SAMPLE = load_sample()
 EXAMPLES = SAMPLE[3000:3200]
@@ -192,7 +192,7 @@ async def test_every_key_component_invalidates_and_nothing_else_does(
     for name, (tagger, inputs) in changed.items():
         assert await requests_for(tagger, inputs) == 4, name
 
-    import vibe_jet_tagging.tagger_identity as identity
+    import vibe_jet_tagging.tagging.identity as identity
 
     for version in ("SCHEMA_VERSION", "PARSER_VERSION"):
         monkeypatch.setattr(identity, version, "test-bump")

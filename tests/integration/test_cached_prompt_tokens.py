@@ -12,8 +12,8 @@ from langchain_core.messages import convert_to_openai_messages
 
 from vibe_jet_tagging import JetTagger, TaggingError, load_sample
 from vibe_jet_tagging.emulator.tokens import prompt_pieces
-from vibe_jet_tagging.report import build_report, result_row
-from vibe_jet_tagging.report.table import fmt_input_tokens
+from vibe_jet_tagging.evaluation.report import build_report, result_row
+from vibe_jet_tagging.evaluation.report.table import fmt_input_tokens
 
 SAMPLE = load_sample()
 JETS = [SAMPLE[i] for i in (0, 1, 2, 3, 5, 8)]

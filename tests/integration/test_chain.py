@@ -15,10 +15,10 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.runnables import RunnableLambda
 
 from vibe_jet_tagging import ChatVLLM, JetTagger, TaggingError, TagResult, load_sample
-from vibe_jet_tagging.cache import ResultCache
-from vibe_jet_tagging.model import REASONING_KEY
-from vibe_jet_tagging.parsing import COMPACT_LABEL_REGEX
-from vibe_jet_tagging.usage import UsageCallback, usage_totals
+from vibe_jet_tagging.store.cache import ResultCache
+from vibe_jet_tagging.tagging.model import REASONING_KEY
+from vibe_jet_tagging.tagging.parsing import COMPACT_LABEL_REGEX
+from vibe_jet_tagging.tagging.usage import UsageCallback, usage_totals
 
 SAMPLE = load_sample()
 JETS = [SAMPLE[i] for i in range(0, 4000, 200)]  # 20 real jets, quark and gluon
@@ -87,8 +87,8 @@ async def test_servers_without_structured_outputs_get_response_format(
     emulator, monkeypatch, owned_by, version
 ):
     """Other servers, and vLLM before 0.10.2, get the portable JSON schema instead."""
-    from vibe_jet_tagging import tagger_requests
-    from vibe_jet_tagging.server_info import ModelCard, ServerInfo
+    from vibe_jet_tagging.servers.info import ModelCard, ServerInfo
+    from vibe_jet_tagging.tagging import client as tagger_requests
 
     def other_server(urls, key, model, **kwargs):
         return ServerInfo(urls[0], (ModelCard(model, owned_by=owned_by),), version)

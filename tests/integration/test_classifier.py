@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from vibe_jet_tagging import _verbose
-from vibe_jet_tagging.classifier import LocalLLMClassifier, UnlabelledJetsWarning
-from vibe_jet_tagging.data import load_sample
+from vibe_jet_tagging.estimator import verbose as _verbose
+from vibe_jet_tagging.estimator.classifier import LocalLLMClassifier, UnlabelledJetsWarning
+from vibe_jet_tagging.jets.dataset import load_sample
 
 SAMPLE = load_sample()
 TRAIN = SAMPLE[np.arange(0, 4000, 50)]  # 80 labelled jets, quark and gluon

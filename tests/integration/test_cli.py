@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from vibe_jet_tagging.cache import ResultCache
 from vibe_jet_tagging.cli.cache import cache_root, results_dir
 from vibe_jet_tagging.config import load_settings
-from vibe_jet_tagging.data import load_sample
 from vibe_jet_tagging.errors import VJTError
+from vibe_jet_tagging.jets.dataset import load_sample
+from vibe_jet_tagging.store.cache import ResultCache
 
 SAMPLE = load_sample()
 ROW_KEYS = {

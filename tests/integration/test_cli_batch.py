@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vibe_jet_tagging.data import load_sample
+from vibe_jet_tagging.jets.dataset import load_sample
 
 from .batch_standin import run_batch
 

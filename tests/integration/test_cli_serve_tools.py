@@ -83,7 +83,7 @@ def test_serve_answers_with_any_fault_named_on_the_command_line() -> None:
     a served contradiction is JSON whose label disagrees with its probability, and the
     tagger reads no label from it."""
     from vibe_jet_tagging import parse_label
-    from vibe_jet_tagging.parsing.errors import ContradictionError
+    from vibe_jet_tagging.tagging.parsing.errors import ContradictionError
 
     with served("--fault", "contradiction=1", "--fault", "non-answer=0") as url:
         body = {"messages": ASK, "reasoning_effort": "low"}

@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 from openai import AsyncOpenAI, BadRequestError, NotFoundError, OpenAI
 
-from vibe_jet_tagging.formats import render_jet
+from vibe_jet_tagging.jets.formats import render_jet
 
 
 def ask(jet: Any, text: str = "Is this jet a quark (1) or a gluon (0)?") -> list[dict[str, str]]:

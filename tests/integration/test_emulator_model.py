@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from vibe_jet_tagging.emulator.reading import read_jet
-from vibe_jet_tagging.formats import FORMAT_NAMES, JetFormat, render_jet
 from vibe_jet_tagging.jets import Jet
+from vibe_jet_tagging.jets.formats import FORMAT_NAMES, JetFormat, render_jet
 
 OPTIONS = list(itertools.product(FORMAT_NAMES, [True, False], [False, True], [None, 12], [3, 5]))
 
@@ -22,7 +22,7 @@ OPTIONS = list(itertools.product(FORMAT_NAMES, [True, False], [False, True], [No
 def _real_or_synthetic(make_jet, n: int) -> tuple[list[Jet], np.ndarray]:
     """``n`` quark + ``n`` gluon jets: from the bundled sample if there is one."""
     try:
-        from vibe_jet_tagging.data import load_sample
+        from vibe_jet_tagging.jets.dataset import load_sample
 
         sample = load_sample()
         labels = np.asarray(sample.labels)
@@ -104,7 +104,7 @@ def test_no_jet_no_label(emulator, response_format) -> None:
 
 def test_no_jet_under_a_schema_still_follows_the_schema(emulator) -> None:
     """vLLM's grammar leaves no way out of a schema; the emulator's answer is a coin flip."""
-    from vibe_jet_tagging.parsing import JetLabel, label_response_format
+    from vibe_jet_tagging.tagging.parsing import JetLabel, label_response_format
 
     body = {
         "messages": [{"role": "user", "content": "Is this jet a quark or a gluon?"}],

@@ -23,7 +23,7 @@ import pytest
 from openai import APIConnectionError, APITimeoutError, OpenAI
 
 from vibe_jet_tagging.emulator import FAULT_KINDS, EmulatedServer
-from vibe_jet_tagging.formats import render_jet
+from vibe_jet_tagging.jets.formats import render_jet
 
 
 def body_for(jet: Any, **extra: Any) -> dict[str, Any]:

@@ -13,11 +13,11 @@ import pytest
 from dask import bag as db
 from dask.distributed import Client, LocalCluster
 
-from vibe_jet_tagging.data import dataset_from_arrays, load_jets, load_sample
-from vibe_jet_tagging.engines import TaggerSpec
-from vibe_jet_tagging.engines.dask import _parts, partition_path, tag_bag, tag_dataset
-from vibe_jet_tagging.generate import save_jets
-from vibe_jet_tagging.report import build_report, read_rows
+from vibe_jet_tagging.evaluation.report import build_report, read_rows
+from vibe_jet_tagging.jets.dataset import dataset_from_arrays, load_jets, load_sample
+from vibe_jet_tagging.jets.generate import save_jets
+from vibe_jet_tagging.scale.engines import TaggerSpec
+from vibe_jet_tagging.scale.engines.dask import _parts, partition_path, tag_bag, tag_dataset
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from vibe_jet_tagging.data import load_sample
-from vibe_jet_tagging.engines import TaggerSpec
-from vibe_jet_tagging.engines.ray import TagBatches
-from vibe_jet_tagging.report import JsonlWriter, read_rows
+from vibe_jet_tagging.evaluation.report import JsonlWriter, read_rows
+from vibe_jet_tagging.jets.dataset import load_sample
+from vibe_jet_tagging.scale.engines import TaggerSpec
+from vibe_jet_tagging.scale.engines.ray import TagBatches
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

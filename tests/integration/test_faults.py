@@ -28,8 +28,8 @@ import pytest
 
 from vibe_jet_tagging import JetTagger, TaggingError, TagResult, load_sample
 from vibe_jet_tagging.cli import main
-from vibe_jet_tagging.report import read_rows
-from vibe_jet_tagging.results import ErrorKind
+from vibe_jet_tagging.evaluation.report import read_rows
+from vibe_jet_tagging.tagging.results import ErrorKind
 
 SAMPLE = load_sample()
 FAULTS = {

@@ -15,9 +15,9 @@ import pytest
 pytest.importorskip("pythia8mc")
 pytest.importorskip("fastjet")
 
-from vibe_jet_tagging.data import load_jets
-from vibe_jet_tagging.generate import _tasks, generate_jets, save_jets
 from vibe_jet_tagging.jets import jet_observables
+from vibe_jet_tagging.jets.dataset import load_jets
+from vibe_jet_tagging.jets.generate import _tasks, generate_jets, save_jets
 
 pytestmark = pytest.mark.generate
 

@@ -30,7 +30,7 @@ from langchain_core.messages import AIMessage
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 
 from vibe_jet_tagging.emulator import EmulatedServer
-from vibe_jet_tagging.model import ChatVLLM
+from vibe_jet_tagging.tagging.model import ChatVLLM
 
 NOT_A_LANGUAGE_MODEL = (
     "the emulated server is a physics heuristic, not a language model: it cannot answer what "

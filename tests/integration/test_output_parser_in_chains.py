@@ -7,7 +7,7 @@ from langchain_core.exceptions import OutputParserException
 from langchain_core.runnables import RunnableLambda
 
 from vibe_jet_tagging import ChatVLLM, JetLabelParser, JetTagger, load_sample
-from vibe_jet_tagging.parsing import COMPACT_LABEL_REGEX, LabelParseError
+from vibe_jet_tagging.tagging.parsing import COMPACT_LABEL_REGEX, LabelParseError
 
 JETS = load_sample()[:8]
 

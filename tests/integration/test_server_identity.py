@@ -17,8 +17,8 @@ import pytest
 from aiohttp import web
 
 from vibe_jet_tagging import ChatVLLM, JetTagger, load_sample
-from vibe_jet_tagging.cache import ResultCache
 from vibe_jet_tagging.emulator import EmulatedServer
+from vibe_jet_tagging.store.cache import ResultCache
 
 JETS = list(load_sample().head(4))
 

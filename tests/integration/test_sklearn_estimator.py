@@ -21,9 +21,9 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import check_estimator
 from sklearn.utils.validation import check_is_fitted
 
-from vibe_jet_tagging.chain import JetTagger
-from vibe_jet_tagging.classifier import LocalLLMClassifier, UnlabelledJetsWarning
-from vibe_jet_tagging.data import load_sample
+from vibe_jet_tagging.estimator.classifier import LocalLLMClassifier, UnlabelledJetsWarning
+from vibe_jet_tagging.jets.dataset import load_sample
+from vibe_jet_tagging.tagging.tagger import JetTagger
 
 SAMPLE = load_sample()
 TRAIN = SAMPLE[np.arange(0, 4000, 50)]  # 80 labelled jets, quark and gluon

@@ -8,9 +8,9 @@ from langchain_core.runnables import RunnableLambda
 from langchain_openai import ChatOpenAI
 
 from vibe_jet_tagging import ChatVLLM, JetTagger, TaggingError, load_sample
-from vibe_jet_tagging.parsing import parse_label
-from vibe_jet_tagging.prompt_template import JetPromptTemplate
-from vibe_jet_tagging.results import TransientTaggingError
+from vibe_jet_tagging.tagging.parsing import parse_label
+from vibe_jet_tagging.tagging.prompt import JetPromptTemplate
+from vibe_jet_tagging.tagging.results import TransientTaggingError
 
 SAMPLE = load_sample()
 JET = SAMPLE[17]

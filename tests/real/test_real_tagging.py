@@ -16,7 +16,7 @@ import pytest
 
 from vibe_jet_tagging import ChatVLLM, JetTagger, TaggingError, load_sample
 from vibe_jet_tagging.cli import main
-from vibe_jet_tagging.model import REASONING_KEY
+from vibe_jet_tagging.tagging.model import REASONING_KEY
 
 pytestmark = pytest.mark.real_vllm
 
@@ -49,7 +49,7 @@ async def test_answers_are_compact_json(real_vllm) -> None:
     """The structured_outputs regex reaches vLLM: the answer is compact and cannot run away."""
     import re
 
-    from vibe_jet_tagging.parsing import COMPACT_LABEL_REGEX
+    from vibe_jet_tagging.tagging.parsing import COMPACT_LABEL_REGEX
 
     t = tagger(real_vllm, effort="low", reask=False)
     try:

@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import KNeighborsClassifier
 
-from vibe_jet_tagging.baselines import (
+from vibe_jet_tagging.evaluation.baselines import (
     LR_FEATURES,
     cross_validated_scores,
     logistic_regression_baseline,
@@ -17,7 +17,7 @@ from vibe_jet_tagging.baselines import (
     run_baselines,
     why_not,
 )
-from vibe_jet_tagging.data import JetDataset, dataset_from_arrays, load_sample
+from vibe_jet_tagging.jets.dataset import JetDataset, dataset_from_arrays, load_sample
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration
 
-from vibe_jet_tagging.cache import (
+from vibe_jet_tagging.store.cache import (
     CACHE_FORMAT,
     DiskLLMCache,
     ResultCache,
@@ -22,7 +22,7 @@ from vibe_jet_tagging.cache import (
     default_cache_dir,
     stored_modes,
 )
-from vibe_jet_tagging.results import TagError, TagResult, Usage
+from vibe_jet_tagging.tagging.results import TagError, TagResult, Usage
 
 MODE_PICKLE = 4
 
@@ -248,7 +248,7 @@ def test_bulk_reads_give_what_single_reads_give(tmp_path):
 
 
 def _warnings(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "vibe_jet_tagging.cache"]
+    return [r.getMessage() for r in caplog.records if r.name == "vibe_jet_tagging.store.cache"]
 
 
 def test_a_corrupt_database_leaves_the_cache_unused_with_one_warning(tmp_path, caplog):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from langchain_core.messages import AIMessage
 
-from vibe_jet_tagging.report import row_result
-from vibe_jet_tagging.report.table import fmt_input_tokens
-from vibe_jet_tagging.results import Usage
-from vibe_jet_tagging.usage import usage_totals
+from vibe_jet_tagging.evaluation.report import row_result
+from vibe_jet_tagging.evaluation.report.table import fmt_input_tokens
+from vibe_jet_tagging.tagging.results import Usage
+from vibe_jet_tagging.tagging.usage import usage_totals
 
 
 def message(cache_read: int | None) -> AIMessage:

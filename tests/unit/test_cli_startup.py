@@ -24,7 +24,7 @@ HEAVY = (
     "aiohttp",
     "instructor",
     "vibe_jet_tagging.emulator",
-    "vibe_jet_tagging.chain",
+    "vibe_jet_tagging.tagging.tagger",
 )
 
 _PROBE = """

@@ -14,8 +14,13 @@ import pytest
 from vibe_jet_tagging import ChatVLLM, JetTagger
 from vibe_jet_tagging.config import api_settings, load_settings
 from vibe_jet_tagging.errors import ConfigError, VJTError
-from vibe_jet_tagging.prompt_template import JetPromptTemplate
-from vibe_jet_tagging.results import TagError, TaggingError, TagResult, TransientTaggingError
+from vibe_jet_tagging.tagging.prompt import JetPromptTemplate
+from vibe_jet_tagging.tagging.results import (
+    TagError,
+    TaggingError,
+    TagResult,
+    TransientTaggingError,
+)
 
 ENVIRONMENT = {
     "VJT_BASE_URL": "http://gpu-node:8000/v1",

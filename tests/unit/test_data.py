@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vibe_jet_tagging.data import JetDataset, dataset_from_arrays, load_jets, load_sample
-from vibe_jet_tagging.generate import save_jets
 from vibe_jet_tagging.jets import Jet, jet_observables
+from vibe_jet_tagging.jets.dataset import JetDataset, dataset_from_arrays, load_jets, load_sample
+from vibe_jet_tagging.jets.generate import save_jets
 
 
 def make_jets(n: int, m: int, seed: int, *, first_pt: float = 0.0) -> np.ndarray:
@@ -207,7 +207,7 @@ def test_jets_or_errors_reads_past_a_bad_jet(qg_folder: Path) -> None:
 
 
 def test_batches_of_wide_jets_hold_fewer_jets(monkeypatch) -> None:
-    from vibe_jet_tagging import data
+    from vibe_jet_tagging.jets import dataset as data
 
     monkeypatch.setattr(data, "_BATCH_BYTES", 10 * 6 * 32)  # 10 padded jets of M = 6
     ds = dataset_from_arrays(make_jets(25, 6, seed=0))

@@ -10,13 +10,13 @@ import random
 
 import pytest
 
-from vibe_jet_tagging.data import load_sample
 from vibe_jet_tagging.emulator.config import FAULT_KINDS, FaultRates
 from vibe_jet_tagging.emulator.faults import ANSWER_FAULTS, corrupt, decide_fault
 from vibe_jet_tagging.emulator.model import Completion, generate
 from vibe_jet_tagging.emulator.tokens import split_tokens
-from vibe_jet_tagging.formats import render_jet
-from vibe_jet_tagging.parsing import (
+from vibe_jet_tagging.jets.dataset import load_sample
+from vibe_jet_tagging.jets.formats import render_jet
+from vibe_jet_tagging.tagging.parsing import (
     COMPACT_LABEL_REGEX,
     LabelParseError,
     label_response_format,

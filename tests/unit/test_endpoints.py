@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vibe_jet_tagging.endpoints import EndpointPool
+from vibe_jet_tagging.servers.pool import EndpointPool
 
 URLS = ["http://a:8000/v1", "http://b:8000/v1", "http://c:8000/v1"]
 
@@ -82,9 +82,10 @@ def test_bad_pools(urls, message) -> None:
 
 def test_servers_with_other_weights_are_refused_for_good(monkeypatch) -> None:
     """Answers of other weights are not one model's: refused, and never retried."""
-    from vibe_jet_tagging import server_info, tagger_errors
     from vibe_jet_tagging.errors import ServersDisagreeError
-    from vibe_jet_tagging.server_info import ModelCard, ServerInfo
+    from vibe_jet_tagging.servers import info as server_info
+    from vibe_jet_tagging.servers.info import ModelCard, ServerInfo
+    from vibe_jet_tagging.tagging import failures as tagger_errors
 
     roots = {"http://a:8000/v1": "org/model-v1", "http://b:8000/v1": "org/model-v2"}
 

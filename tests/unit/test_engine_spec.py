@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vibe_jet_tagging.engines.spec import TaggerSpec
+from vibe_jet_tagging.scale.engines.spec import TaggerSpec
 
 
 def test_the_drivers_environment_travels_in_the_spec(monkeypatch) -> None:

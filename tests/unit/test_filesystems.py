@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from vibe_jet_tagging import filesystems
-from vibe_jet_tagging.cache import DiskLLMCache, ResultCache
-from vibe_jet_tagging.filesystems import (
+from vibe_jet_tagging.store import filesystems
+from vibe_jet_tagging.store.cache import DiskLLMCache, ResultCache
+from vibe_jet_tagging.store.filesystems import (
     SILENCE_VARIABLE,
     Mount,
     mount_of,
@@ -22,7 +22,7 @@ from vibe_jet_tagging.filesystems import (
     read_mounts,
     warn_if_network_filesystem,
 )
-from vibe_jet_tagging.results import TagResult
+from vibe_jet_tagging.tagging.results import TagResult
 
 # Real lines (from a Slurm node and a laptop), one with optional tags, one with an escaped space.
 MOUNTINFO = """\
@@ -113,7 +113,7 @@ def test_one_warning_line_per_folder_saying_what_to_do(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake = table(tmp_path, MOUNTINFO)
-    with caplog.at_level(logging.WARNING, logger="vibe_jet_tagging.filesystems"):
+    with caplog.at_level(logging.WARNING, logger="vibe_jet_tagging.store.filesystems"):
         message = warn_if_network_filesystem("/home/alice/.cache/vjt", table=fake)
         again = warn_if_network_filesystem("/home/alice/.cache/vjt", table=fake)
         other = warn_if_network_filesystem("/scratch/alice/vjt", table=fake)
@@ -163,7 +163,7 @@ def test_opening_a_cache_on_a_network_filesystem_warns_and_still_works(
         f"1 0 8:1 / / rw - ext4 /dev/sda1 rw\n2 1 0:60 / {root}/shared rw - lustre mds:/fs rw\n",
     )
     monkeypatch.setattr(filesystems, "MOUNT_TABLES", (str(fake),))
-    with caplog.at_level(logging.WARNING, logger="vibe_jet_tagging.filesystems"):
+    with caplog.at_level(logging.WARNING, logger="vibe_jet_tagging.store.filesystems"):
         cache = ResultCache(root / "shared" / "results")
         DiskLLMCache(root / "shared" / "llm")
         ResultCache(root / "local" / "results")

@@ -20,7 +20,7 @@ from langchain_core.load import dumpd, load
 from langchain_tests.unit_tests import ChatModelUnitTests
 from syrupy.assertion import SnapshotAssertion
 
-from vibe_jet_tagging.model import ChatVLLM
+from vibe_jet_tagging.tagging.model import ChatVLLM
 
 
 class TestChatVLLMStandard(ChatModelUnitTests):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from vibe_jet_tagging import metrics
-from vibe_jet_tagging.metrics import (
+from vibe_jet_tagging.evaluation import metrics
+from vibe_jet_tagging.evaluation.metrics import (
     accuracy,
     best_threshold,
     binomial_interval,

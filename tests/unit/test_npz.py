@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vibe_jet_tagging.data import load_jets
 from vibe_jet_tagging.jets import Jet
+from vibe_jet_tagging.jets.dataset import load_jets
 
 
 def write_member(
@@ -89,7 +89,7 @@ def test_forged_labels_are_refused(tmp_path: Path) -> None:
 
 
 def test_absurd_shapes_are_refused_in_one_line(tmp_path: Path, monkeypatch) -> None:
-    from vibe_jet_tagging import sources
+    from vibe_jet_tagging.jets import sources
 
     assert sources.MAX_CONSTITUENTS == 100_000
     wide = tmp_path / "wide.npz"
@@ -165,7 +165,7 @@ def test_a_decompression_bomb_costs_memory_for_the_rows_read_only(tmp_path: Path
 
 @pytest.mark.parametrize("compressed", [True, False])
 def test_reads_in_any_order_equal_the_whole_array(tmp_path: Path, monkeypatch, compressed) -> None:
-    from vibe_jet_tagging import sources
+    from vibe_jet_tagging.jets import sources
 
     monkeypatch.setattr(sources, "_BLOCK_BYTES", 3 * 7 * 32)  # blocks of 3 jets of M = 7
     folder = tmp_path / "qg"
@@ -199,8 +199,8 @@ def test_fortran_ordered_x_is_read(tmp_path: Path) -> None:
 
 
 def test_damaged_x_fails_the_jets_after_the_damage_once(tmp_path: Path, monkeypatch) -> None:
-    from vibe_jet_tagging import sources
-    from vibe_jet_tagging.npz import RowStream
+    from vibe_jet_tagging.jets import sources
+    from vibe_jet_tagging.jets.npz import RowStream
 
     monkeypatch.setattr(sources, "_BLOCK_BYTES", 50 * 20 * 32)  # blocks of 50 jets
     X = np.stack([jet_rows(20, i) for i in range(1000)])

@@ -12,7 +12,7 @@ from langchain_core.outputs import ChatGeneration, Generation
 from langchain_core.prompts import ChatPromptTemplate
 
 from vibe_jet_tagging import JetLabelParser, VJTError
-from vibe_jet_tagging.parsing import (
+from vibe_jet_tagging.tagging.parsing import (
     ContradictionError,
     LabelParseError,
     ParsedLabel,

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from vibe_jet_tagging import LabelParseError, parse_label
-from vibe_jet_tagging.parsing import (
+from vibe_jet_tagging.tagging.parsing import (
     PARSER_VERSION,
     SCHEMA_VERSION,
     TAIL_CHARS,
@@ -315,7 +315,7 @@ def test_parse_errors_are_langchain_output_parser_exceptions_and_package_errors(
 @pytest.mark.parametrize("filler", ["\n", "answer is ", "**", "1 ", "quark or ", "{"])
 def test_a_huge_answer_is_read_from_its_tail_only(monkeypatch, size, filler):
     """The work is bounded by TAIL_CHARS whatever the answer's length (no timing asserted)."""
-    from vibe_jet_tagging.parsing import answer, prose
+    from vibe_jet_tagging.tagging.parsing import answer, prose
 
     seen: list[int] = []
     decide, validate = prose.prose_decision, answer.process_response
@@ -344,7 +344,7 @@ def test_the_compact_regex_leaves_the_model_free_to_contradict_itself():
     counted (after a re-ask), never hidden."""
     import re
 
-    from vibe_jet_tagging.parsing import COMPACT_LABEL_REGEX
+    from vibe_jet_tagging.tagging.parsing import COMPACT_LABEL_REGEX
 
     assert re.fullmatch(COMPACT_LABEL_REGEX, '{"label":"gluon","quark_probability":0.9}')
     assert re.fullmatch(COMPACT_LABEL_REGEX, '{"label":"quark","quark_probability":0.0001}')

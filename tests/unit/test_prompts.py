@@ -9,9 +9,9 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from vibe_jet_tagging.errors import VJTError
-from vibe_jet_tagging.formats import DEFAULT_MAX_PARTICLES, FORMAT_NAMES, JetFormat, render_jet
 from vibe_jet_tagging.jets import Jet
-from vibe_jet_tagging.prompts import (
+from vibe_jet_tagging.jets.formats import DEFAULT_MAX_PARTICLES, FORMAT_NAMES, JetFormat, render_jet
+from vibe_jet_tagging.tagging.templates import (
     BalancedExampleSelector,
     JetPrompt,
     NearestExampleSelector,

@@ -26,9 +26,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from vibe_jet_tagging import parse_label
-from vibe_jet_tagging.data import JetDataset, dataset_from_arrays
 from vibe_jet_tagging.jets import Jet, jet_observables
-from vibe_jet_tagging.parsing import (
+from vibe_jet_tagging.jets.dataset import JetDataset, dataset_from_arrays
+from vibe_jet_tagging.tagging.parsing import (
     TAIL_CHARS,
     LabelParseError,
     ParsedLabel,

@@ -17,8 +17,7 @@ import pytest
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score
 
-from vibe_jet_tagging.data import JetDataset, load_sample
-from vibe_jet_tagging.report import (
+from vibe_jet_tagging.evaluation.report import (
     build_comparison,
     build_report,
     error_summary,
@@ -29,8 +28,9 @@ from vibe_jet_tagging.report import (
     write_html,
     write_plots,
 )
-from vibe_jet_tagging.report.html import render_html
-from vibe_jet_tagging.report.plots import draw_roc
+from vibe_jet_tagging.evaluation.report.html import render_html
+from vibe_jet_tagging.evaluation.report.plots import draw_roc
+from vibe_jet_tagging.jets.dataset import JetDataset, load_sample
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -305,8 +305,8 @@ def test_each_metric_is_written_one_way() -> None:
 
 
 def test_the_report_names_the_servers_that_answered() -> None:
-    from vibe_jet_tagging.report import result_row
-    from vibe_jet_tagging.results import TagResult
+    from vibe_jet_tagging.evaluation.report import result_row
+    from vibe_jet_tagging.tagging.results import TagResult
 
     urls = ["http://gpu-a:8000/v1", "http://gpu-b:8000/v1"]
     rows = [

@@ -7,7 +7,7 @@ import pytest
 
 from vibe_jet_tagging.cli.app import CLIError
 from vibe_jet_tagging.cli.run import parse_shard, select
-from vibe_jet_tagging.data import load_sample
+from vibe_jet_tagging.jets.dataset import load_sample
 
 SAMPLE = load_sample()
 

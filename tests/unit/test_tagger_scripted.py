@@ -11,8 +11,8 @@ from langchain_core.messages import AIMessage
 from pydantic import Field
 
 from vibe_jet_tagging import JetTagger, TaggingError
-from vibe_jet_tagging.cache import ResultCache
 from vibe_jet_tagging.jets import Jet
+from vibe_jet_tagging.store.cache import ResultCache
 
 
 class ScriptedModel(GenericFakeChatModel):
@@ -259,7 +259,7 @@ async def test_a_data_set_or_padded_array_is_tagged_as_its_jets_one_by_one(label
     the same error for a bad jet at its position, and the index ds[i] gives."""
     from itertools import repeat
 
-    from vibe_jet_tagging.data import dataset_from_arrays
+    from vibe_jet_tagging.jets.dataset import dataset_from_arrays
 
     block = np.zeros((5, 80, 4))
     for j in range(5):

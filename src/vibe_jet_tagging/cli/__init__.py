@@ -17,7 +17,7 @@ __all__ = ["app", "main"]
 
 def _register() -> None:
     # Each module adds its commands to ``app``.
-    from . import (  # noqa: F401
+    from . import (
         batch,
         cache,
         compare,

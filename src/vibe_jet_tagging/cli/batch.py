@@ -89,7 +89,7 @@ def _tagger(manifest: dict[str, Any], folder: Path, *, cache: bool) -> tuple[Any
     It takes the server the manifest recorded as its own (none is asked).
     """
     from ..config import Settings
-    from ..server_info import ModelCard, ServerInfo
+    from ..servers.info import ModelCard, ServerInfo
 
     settings = Settings(**manifest["settings"])  # recorded values win over env and config
     backend = manifest["backend"]
@@ -186,7 +186,7 @@ def export(
     check_template(settings.template)
     selection = select(open_jets(jets), limit, balanced, seed)
     new_folder(output)
-    from ..batchfiles import offline_server
+    from ..scale.batchfiles import offline_server
 
     if constraint == "server":  # what the server is: asked here, and by the tagger
         with server(False, settings) as backend:
@@ -214,7 +214,7 @@ def _write_export(
     backend: Backend,
     settings: Any,
 ) -> None:
-    from ..batchfiles import constraint_of, export_jets
+    from ..scale.batchfiles import constraint_of, export_jets
 
     resolved = constraint_of(tagger)
     files = RequestFiles(folder, REQUESTS, shard_size)
@@ -277,7 +277,7 @@ def _write_export(
 
 
 def _export_reasks(folder: Path, shard_size: int) -> None:
-    from ..batchfiles import reask_request
+    from ..scale.batchfiles import reask_request
 
     manifest = read_manifest(folder)
     tagger, _ = _tagger(manifest, folder, cache=False)
@@ -314,9 +314,9 @@ def import_(
     no_cache: NoCache = False,
 ) -> None:
     """Read output files into the rows vjt tag writes; fill the cache; note re-asks."""
-    from ..batchread import BatchReader, copies
     from ..errors import VJTError
-    from ..report import JsonlWriter, result_row
+    from ..scale.batchread import BatchReader, copies
+    from ..store.rows import JsonlWriter, result_row
 
     folder = find_folder(outputs, export)
     manifest = read_manifest(folder)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .app import CLIError
 
 if TYPE_CHECKING:  # numpy and LangChain wait until a batch command runs
-    from ..batchfiles import ExportIndex, Reask
+    from ..scale.batchfiles import ExportIndex, Reask
 
 FORMAT = "vjt batch export 1"
 MANIFEST = "manifest.json"
@@ -106,7 +106,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 
 def read_index(folder: Path) -> tuple[ExportIndex, list[tuple[int, int | None, str]]]:
     """The jets of the export by custom id, and its invalid jets ``(index, truth, error)``."""
-    from ..batchfiles import ExportIndex
+    from ..scale.batchfiles import ExportIndex
 
     index = ExportIndex()
     invalid = []
@@ -147,7 +147,7 @@ def write_reasks(folder: Path, reasks: list[Reask]) -> Path | None:
 
 def read_reasks(folder: Path) -> Iterator[Reask]:
     """The answers an import left waiting for a re-ask."""
-    from ..batchfiles import Reask
+    from ..scale.batchfiles import Reask
 
     path = folder / REASKS
     if not path.exists():

@@ -17,7 +17,7 @@ from .app import app, console
 from .options import SharedCache
 
 if TYPE_CHECKING:
-    from ..cache import ResultCache
+    from ..store.cache import ResultCache
 
 cache_app = typer.Typer(help="The on-disk cache of tagged jets.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
@@ -35,8 +35,8 @@ def cache_root(directory: Path | None = None) -> Path:
     """The cache folder: ``directory``, else the settings' ``cache_dir``, else the default."""
     if directory is not None:
         return directory
-    from ..cache import default_cache_dir
     from ..config import load_settings
+    from ..store.cache import default_cache_dir
 
     return load_settings().cache_dir or default_cache_dir()
 
@@ -64,9 +64,9 @@ def _caches(directory: Path | None) -> list[tuple[str, Path]]:
 def _open(folder: Path, shared: bool) -> ResultCache | None:
     """The result cache in ``folder``, or ``None`` if there is none yet (none is created).
 
-    A folder others can write to raises (one line, see :mod:`vibe_jet_tagging.cache`).
+    A folder others can write to raises (one line, see :mod:`vibe_jet_tagging.store.cache`).
     """
-    from ..cache import ResultCache
+    from ..store.cache import ResultCache
 
     return ResultCache(folder, shared=shared) if folder.exists() else None
 
@@ -132,7 +132,7 @@ def import_(
     answered them (a model server's, or the emulated server's); rows without a label, or
     without a recorded backend, are left out.
     """
-    from ..report import read_rows, row_result
+    from ..store.rows import read_rows, row_result
 
     root = cache_root(directory)
     caches: dict[str, ResultCache] = {}
@@ -147,7 +147,7 @@ def import_(
                 counts["no_backend"] += 1
                 continue
             if backend not in caches:
-                from ..cache import ResultCache
+                from ..store.cache import ResultCache
 
                 caches[backend] = ResultCache(results_dir(root, emulated=backend == "emulated"))
             cache = caches[backend]

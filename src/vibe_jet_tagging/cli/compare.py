@@ -82,7 +82,7 @@ def compare(
 
     Writes each run's results, compare.json, the plots and compare.html into OUT.
     """
-    from ..report import read_rows
+    from ..store.rows import read_rows
 
     request = {
         "base_url": base_url,
@@ -141,8 +141,8 @@ def _compare_outputs(
     url: str | None,
 ) -> dict[str, Any]:
     """The comparison's tables, plots, ``compare.json`` and ``compare.html``."""
-    from ..report import build_comparison, save_report, write_html, write_plots
-    from ..report.table import usage_table
+    from ..evaluation.report import build_comparison, save_report, write_html, write_plots
+    from ..evaluation.report.table import usage_table
 
     comparison = build_comparison(rows, dataset, settings=settings, server=url)
     save_report(comparison, out / "compare.json")

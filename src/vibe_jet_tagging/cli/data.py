@@ -49,7 +49,7 @@ def generate(
     ] = False,
 ) -> None:
     """Generate quark and gluon jets with Pythia 8 + FastJet (EnergyFlow's recipe)."""
-    from ..generate import generate_jets, save_jets
+    from ..jets.generate import generate_jets, save_jets
 
     if output.suffix != ".npz":
         raise CLIError(f"{output}: the output file must end in .npz")
@@ -129,7 +129,7 @@ def baselines(
     Accuracies are at the best cut on these jets (an optimistic reference). The logistic
     regression scores each jet with a model fitted on the other folds (5-fold CV).
     """
-    from ..baselines import run_baselines
+    from ..evaluation.baselines import run_baselines
 
     dataset = open_jets(jets)
     if limit is not None:

@@ -44,8 +44,8 @@ def demo(
     Every run tags the jets afresh into OUT/results.jsonl, so a second run shows the cache
     at work (every jet a cache hit, nothing asked).
     """
-    from ..data import load_sample
-    from ..report import fmt_fraction
+    from ..evaluation.report import fmt_fraction
+    from ..jets.dataset import load_sample
 
     settings = settings_from(
         effort=effort,

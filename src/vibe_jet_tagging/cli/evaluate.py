@@ -15,7 +15,7 @@ from .run import open_jets, say
 
 def _dataset_for(rows: list[dict[str, Any]], jets: str | None) -> Any:
     """The jets results index: ``--jets``, else the source the rows recorded (if found)."""
-    from ..data import load_jets, load_sample
+    from ..jets.dataset import load_jets, load_sample
 
     if jets is not None:
         return open_jets(jets)
@@ -42,10 +42,10 @@ def evaluate_file(
     Writes ``report.json``, the plots and ``report.html`` (all of them, embedded) into ``out``;
     ``server`` is the base URL the rows were tagged against, when they do not record it.
     """
-    from ..report import build_report, read_rows, save_report, write_html, write_plots
+    from ..evaluation.report import build_report, read_rows, save_report, write_html, write_plots
 
     if isinstance(results, list) and len(results) > 1:
-        from ..merging import merge_rows
+        from ..store.merging import merge_rows
 
         merged = merge_rows(results)
         rows = merged.rows

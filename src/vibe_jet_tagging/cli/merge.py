@@ -51,8 +51,8 @@ def merge(
     checked against the recorded source (or --jets), with the same --limit/--balanced/--seed
     as the parts were tagged with.
     """
-    from ..merging import merge_rows
-    from ..report import JsonlWriter
+    from ..store.merging import merge_rows
+    from ..store.rows import JsonlWriter
 
     if output.resolve() in {f.resolve() for f in files}:
         raise CLIError(f"{output}: the merged file must not be one of the files merged")

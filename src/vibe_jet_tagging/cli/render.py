@@ -1,6 +1,6 @@
 """Tables and summary lines the commands print (on stderr, through rich).
 
-The cells come from :func:`vibe_jet_tagging.report.metric_tables`: ``evaluate``, ``compare``
+The cells come from :func:`~.evaluation.report.metric_tables`: ``evaluate``, ``compare``
 and ``demo`` print every metric the same way, as the HTML page and ``report.json`` hold it.
 """
 
@@ -17,7 +17,7 @@ from .run import say
 
 
 def rich_table(table: Any) -> Table:
-    """A :class:`~vibe_jet_tagging.report.Table` as a rich table (sub rows dimmed)."""
+    """A :class:`~vibe_jet_tagging.evaluation.report.Table` as a rich table (sub rows dimmed)."""
     out = Table(
         title=table.title,
         title_justify="left",
@@ -35,7 +35,7 @@ def rich_table(table: Any) -> Table:
 
 def print_tables(report: dict[str, Any], extra: list[Any] | None = None) -> None:
     """The metrics tables of a report or comparison, then ``extra`` tables."""
-    from ..report import metric_tables
+    from ..evaluation.report import metric_tables
 
     for i, table in enumerate([*metric_tables(report), *(extra or [])]):
         if i:
@@ -45,7 +45,7 @@ def print_tables(report: dict[str, Any], extra: list[Any] | None = None) -> None
 
 def print_notes(report: dict[str, Any]) -> None:
     """The emulated-server warning, jets without a label by kind, and what was left out."""
-    from ..report.table import error_summary, taggers_of
+    from ..evaluation.report.table import error_summary, taggers_of
 
     if report.get("backend_note"):
         say(f"[yellow]{report['backend_note']} (these numbers say nothing about an LLM)[/]")
@@ -59,7 +59,7 @@ def print_notes(report: dict[str, Any]) -> None:
 
 def print_report(report: dict[str, Any]) -> None:
     """The report's tables, what they leave out, and usage and latency in a few lines."""
-    from ..report.table import fmt_input_tokens  # the report stack, when one prints
+    from ..evaluation.report.table import fmt_input_tokens  # the report stack, when one prints
 
     print_tables(report)
     print_notes(report)

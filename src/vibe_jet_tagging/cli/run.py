@@ -14,11 +14,11 @@ from urllib.parse import urlsplit
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from .._lazy import lazy
 from . import interrupt
 from .app import CLIError, console
 from .breaker import Breaker, RunStopped
 from .cache import cache_root, results_dir
+from .lazy import lazy
 
 np = lazy("numpy")  # numpy is imported when a command first uses it
 
@@ -35,7 +35,7 @@ def say(message: str, **options: Any) -> None:
 
 def open_jets(spec: str) -> Any:
     """The data set named on the command line ('sample' or a path, kept absolute)."""
-    from ..data import load_jets, load_sample
+    from ..jets.dataset import load_jets, load_sample
 
     if spec == "sample":
         return load_sample()
@@ -80,14 +80,14 @@ def example_pool() -> Any:
     (the selectors exclude it by key), and a pool that does not depend on ``--limit`` or
     ``--seed`` keeps the cache keys of jets tagged before.
     """
-    from ..data import load_sample
+    from ..jets.dataset import load_sample
 
     return load_sample()
 
 
 def check_template(name: str) -> None:
     """Fail early (before any server starts) on a template that does not exist."""
-    from ..prompts import load_template
+    from ..tagging.templates import load_template
 
     load_template(name)
 
@@ -125,7 +125,7 @@ def server(
     the emulated server is treated as such.
     """
     from ..errors import ModelNotServedError, ServerError
-    from ..server_info import fetch_pool_info
+    from ..servers.info import fetch_pool_info
 
     if not emulate:
         urls, model = settings.base_urls, settings.model
@@ -161,8 +161,8 @@ def make_tagger(
     can write to stops the command (one line; ``--shared-cache`` allows it); one that cannot
     be opened or written is set aside with one warning and the run goes on without it.
     """
-    from ..cache import ResultCache
-    from ..chain import JetTagger
+    from ..store.cache import ResultCache
+    from ..tagging.tagger import JetTagger
 
     store = None
     if cache:
@@ -345,7 +345,7 @@ def _plan_rows(
 
 def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     """Replace ``path`` by ``rows`` at once (a kill leaves the old file or the new one)."""
-    from ..report import JsonlWriter
+    from ..store.rows import JsonlWriter
 
     JsonlWriter(path, rows).close()
 
@@ -372,7 +372,7 @@ def tag_to_file(
     so a kill at any point loses no row (at worst a row is in both). Ctrl-C leaves whole
     lines and is re-raised after a message.
     """
-    from ..report import JsonlWriter, read_rows, result_row
+    from ..store.rows import JsonlWriter, read_rows, result_row
 
     labels = selection.labels
     side = set_aside_path(output)

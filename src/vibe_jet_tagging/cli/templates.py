@@ -12,7 +12,7 @@ from .app import app, console
 @app.command()
 def templates() -> None:
     """List the prompt templates (shipped ones and those in $VJT_PROMPTS)."""
-    from ..prompts import list_templates
+    from ..tagging.templates import list_templates
 
     for t in list_templates():
         examples = f", {t.selector} examples" if t.shots else ""

@@ -1,6 +1,6 @@
 """Reading a jet back out of a prompt, the emulated model's only "understanding".
 
-It reads what :func:`vibe_jet_tagging.formats.render_jet` writes, in every format and option:
+It reads what :func:`vibe_jet_tagging.jets.formats.render_jet` writes, in every format and option:
 particle lists (``1. pt=… dy=… dphi=… pid=…``), markdown tables, compact rows, observables
 blocks (``constituent multiplicity: 41``, ``girth: 0.052``) and observables followed by
 particles; coordinates relative to the jet axis or absolute; with or without PDG ids; capped

@@ -1,0 +1,117 @@
+"""The module paths of earlier releases, kept working for one release with a warning.
+
+``vibe_jet_tagging.chain``, ``.cache``, ``.model``... moved into the packages that name the
+architecture (``tagging``, ``store``, ``servers``, ``jets``, ``scale``, ``evaluation``,
+``estimator``). Importing an old path gives a stand-in module that reads every name from the
+new place and warns once (``DeprecationWarning``); the public names of
+:mod:`vibe_jet_tagging` itself never moved. No file is left at the old place.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import sys
+import types
+import warnings
+from typing import Any
+
+__all__ = ["MOVED", "install"]
+
+_PACKAGE = __name__.rpartition(".")[0]
+
+MOVED: dict[str, str] = {
+    "data": "jets.dataset",
+    "sources": "jets.sources",
+    "npz": "jets.npz",
+    "formats": "jets.formats",
+    "generate": "jets.generate",
+    "server_info": "servers.info",
+    "endpoints": "servers.pool",
+    "chain": "tagging.tagger",
+    "prompts": "tagging.templates",
+    "prompt_template": "tagging.prompt",
+    "model": "tagging.model",
+    "output_parser": "tagging.parser",
+    "parsing": "tagging.parsing",
+    "parsing.answer": "tagging.parsing.answer",
+    "parsing.errors": "tagging.parsing.errors",
+    "parsing.prose": "tagging.parsing.prose",
+    "parsing.schema": "tagging.parsing.schema",
+    "results": "tagging.results",
+    "usage": "tagging.usage",
+    "cache": "store.cache",
+    "filesystems": "store.filesystems",
+    "merging": "store.merging",
+    "batchfiles": "scale.batchfiles",
+    "batchread": "scale.batchread",
+    "engines": "scale.engines",
+    "engines.dask": "scale.engines.dask",
+    "engines.ray": "scale.engines.ray",
+    "engines.spec": "scale.engines.spec",
+    "engines.partition": "scale.engines.partition",
+    "metrics": "evaluation.metrics",
+    "baselines": "evaluation.baselines",
+    "report": "evaluation.report",
+    "report.rows": "store.rows",
+    "report.build": "evaluation.report.build",
+    "report.evaluation": "evaluation.report.evaluation",
+    "report.html": "evaluation.report.html",
+    "report.plots": "evaluation.report.plots",
+    "report.table": "evaluation.report.table",
+    "classifier": "estimator.classifier",
+}
+"""Old module (relative to the package) -> where it lives now."""
+
+
+class _StandIn(types.ModuleType):
+    """An old module path: every name is read from the module that holds it now."""
+
+    def __init__(self, name: str, target: str) -> None:
+        super().__init__(name, f"Moved to {target} (this path works until the next release).")
+        self.__target = target
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        return getattr(importlib.import_module(self.__target), name)
+
+    def __dir__(self) -> list[str]:
+        return dir(importlib.import_module(self.__target))
+
+
+class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds the old paths (after the regular finders, which no longer find them)."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        prefix = _PACKAGE + "."
+        if not fullname.startswith(prefix) or fullname[len(prefix) :] not in MOVED:
+            return None
+        old = fullname[len(prefix) :]
+        is_package = any(other.startswith(old + ".") for other in MOVED)
+        return importlib.machinery.ModuleSpec(fullname, self, is_package=is_package)
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        old = spec.name[len(_PACKAGE) + 1 :]
+        target = f"{_PACKAGE}.{MOVED[old]}"
+        warnings.warn(
+            f"{spec.name} moved to {target}; the old path works until the next release "
+            f"(public names: `from {_PACKAGE} import ...`)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return _StandIn(spec.name, target)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        if module.__spec__ is not None and module.__spec__.submodule_search_locations is not None:
+            module.__path__ = []  # a package: its old submodules are found by this finder
+
+
+_FINDER = _Finder()
+
+
+def install() -> None:
+    """Let the old paths import (once per process)."""
+    if _FINDER not in sys.meta_path:
+        sys.meta_path.append(_FINDER)

@@ -1,0 +1,27 @@
+"""The scikit-learn estimator over the tagger: :class:`LocalLLMClassifier` (the ``eval`` extra)."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "FAILED": "classifier",
+    "LocalLLMClassifier": "classifier",
+    "UnlabelledJetsWarning": "classifier",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:  # names are imported on first use: importing stays light
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from .classifier import FAILED, LocalLLMClassifier, UnlabelledJetsWarning

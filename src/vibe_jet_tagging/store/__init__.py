@@ -1,0 +1,33 @@
+"""Where results are kept: the result cache, the LangChain cache, results files, merging.
+
+- :mod:`.cache`: :class:`ResultCache` (parsed results per cache key) and :class:`DiskLLMCache`
+  (a LangChain ``BaseCache`` for any chat model), on diskcache with JSON entries only;
+- :mod:`.rows`: results files (JSONL rows), written whole-line by :class:`JsonlWriter`;
+- :mod:`.merging`: the parts of one run merged into one file;
+- :mod:`.filesystems`: which filesystems SQLite cannot lock.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "DiskLLMCache": "cache",
+    "ResultCache": "cache",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:  # names are imported on first use: importing stays light
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from .cache import DiskLLMCache, ResultCache

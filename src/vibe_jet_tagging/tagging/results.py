@@ -1,0 +1,201 @@
+"""What tagging a jet returns: :class:`TagResult`, its :class:`Usage` and :class:`TagError`."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from langchain_core.messages import BaseMessage
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import VJTError
+from .model import reasoning_of
+from .parsing import Label, ParseStep
+
+__all__ = ["ErrorKind", "TagError", "TagResult", "TaggingError", "TransientTaggingError", "Usage"]
+
+ErrorKind = Literal[
+    "parse",
+    "truncated",
+    "contradiction",
+    "server",
+    "timeout",
+    "connection",
+    "rate_limit",
+    "bad_request",
+    "input",
+]
+"""Why a jet has no label. ``parse``: the answer states none; ``truncated``: cut at
+``max_tokens``; ``contradiction``: its label and quark probability disagree (after a re-ask);
+the others: the server or the jet's data."""
+
+
+class Usage(BaseModel):
+    """Tokens one jet cost (summed over its requests, a re-ask included).
+
+    ``output_tokens`` include the reasoning tokens. When the server does not report
+    ``reasoning_tokens`` (many vLLM versions send null), they are estimated by splitting
+    ``output_tokens`` in the ratio of the reasoning and answer lengths, and
+    ``reasoning_estimated`` says so.
+
+    ``cached_input_tokens`` are the input tokens the server served from its prefix cache
+    (``usage.prompt_tokens_details.cached_tokens``: vLLM sends it when started with
+    ``--enable-prompt-tokens-details``); the GPU prefilled only the rest
+    (:attr:`uncached_input_tokens`). ``None`` means the server did not say, never 0.
+    """
+
+    input_tokens: int = 0
+    cached_input_tokens: int | None = None
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    reasoning_estimated: bool = False
+    requests: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        """Input tokens the server had to prefill (all of them when it did not say)."""
+        return self.input_tokens - (self.cached_input_tokens or 0)
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            cached_input_tokens=_add_known(self.cached_input_tokens, other.cached_input_tokens),
+            output_tokens=self.output_tokens + other.output_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            reasoning_estimated=self.reasoning_estimated or other.reasoning_estimated,
+            requests=self.requests + other.requests,
+        )
+
+    @classmethod
+    def from_message(cls, message: BaseMessage) -> Usage:
+        """The usage a chat model reported on ``message``, reasoning estimated if missing."""
+        meta: dict[str, Any] = getattr(message, "usage_metadata", None) or {}
+        output = int(meta.get("output_tokens") or 0)
+        reported = (meta.get("output_token_details") or {}).get("reasoning")
+        estimated = reported is None
+        if estimated:
+            reasoning = reasoning_of(message) or ""
+            answer = message.text if hasattr(message, "text") else str(message.content)
+            chars = len(reasoning) + len(answer)
+            reported = round(output * len(reasoning) / chars) if chars else 0
+        cached = (meta.get("input_token_details") or {}).get("cache_read")
+        return cls(
+            input_tokens=int(meta.get("input_tokens") or 0),
+            cached_input_tokens=None if cached is None else int(cached),
+            output_tokens=output,
+            reasoning_tokens=int(reported),
+            reasoning_estimated=estimated and output > 0,
+            requests=1,
+        )
+
+
+def _add_known(a: int | None, b: int | None) -> int | None:
+    """The sum of what is known: ``None`` only when neither side is."""
+    return None if a is None and b is None else (a or 0) + (b or 0)
+
+
+class TagError(BaseModel):
+    """Why a jet has no label."""
+
+    kind: ErrorKind
+    message: str
+    raw_answer: str | None = Field(None, description="the model's final answer, when it gave one")
+    status: int | None = Field(None, description="HTTP status, for server errors")
+
+    @property
+    def transient(self) -> bool:
+        """Whether asking again can succeed: a connection error, a timeout, 429 or 5xx.
+
+        Not a 4xx (an unknown model, a request the server refuses) nor an answer without a
+        label: asking again the same way fails the same way.
+        """
+        if self.kind in ("timeout", "connection", "rate_limit"):
+            return True
+        return self.kind == "server" and (self.status is None or self.status >= 500)
+
+
+class TagResult(BaseModel):
+    """One jet's tag: the label, where it came from, and what it cost.
+
+    ``label`` is ``None`` exactly when ``error`` is set; a label is never guessed.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    index: int | None = Field(None, description="the jet's index in its data set, if known")
+    jet_key: str
+    key: str = Field(description="cache key: the jet, the prompt and the model settings")
+    label: Label | None = None
+    quark_probability: float | None = Field(None, description="the probability the answer stated")
+    logprob_quark_probability: float | None = Field(
+        None, description="P(quark) from the token logprobs of the label, when requested"
+    )
+    parsed_by: ParseStep | None = None
+    answer: str | None = Field(None, description="the model's final answer (last request)")
+    reasoning: str | None = None
+    finish_reason: str | None = None
+    usage: Usage = Usage()
+    latency: float = Field(0.0, description="seconds spent in model requests")
+    model: str = ""
+    effort: str | None = None
+    template: str = ""
+    settings: str | None = Field(
+        None, description="the tagger's settings key: results with the same one are comparable"
+    )
+    server: str | None = Field(
+        None, description="the server that answered (kept in the cache with the answer)"
+    )
+    cached: bool = Field(False, description="served from the cache or an identical request")
+    error: TagError | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the jet got a label."""
+        return self.error is None and self.label is not None
+
+    @property
+    def value(self) -> int | None:
+        """1 for quark, 0 for gluon, ``None`` on error."""
+        return None if self.label is None else int(self.label == "quark")
+
+    @property
+    def score(self) -> float | None:
+        """Quark score for ROC curves: the stated probability, else the hard label."""
+        if self.quark_probability is not None:
+            return self.quark_probability
+        return None if self.value is None else float(self.value)
+
+
+class TaggingError(VJTError):
+    """A jet could not be tagged; ``.result`` holds the error, the raw answer and the usage.
+
+    An error that can pass (:attr:`TagError.transient`) is a :class:`TransientTaggingError`,
+    which is what ``JetTagger.with_retry`` retries.
+    """
+
+    def __new__(cls, result: TagResult, *args: Any) -> TaggingError:
+        if cls is TaggingError and result.error is not None and result.error.transient:
+            cls = TransientTaggingError
+        return super().__new__(cls, result, *args)
+
+    @property
+    def transient(self) -> bool:
+        """Whether asking again can succeed (see :attr:`TagError.transient`)."""
+        return isinstance(self, TransientTaggingError)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TaggingError, (self.result,))
+
+    def __init__(self, result: TagResult) -> None:
+        assert result.error is not None
+        where = "" if result.index is None else f"jet {result.index}: "
+        super().__init__(f"{where}{result.error.kind}: {result.error.message}")
+        self.result = result
+
+
+class TransientTaggingError(TaggingError):
+    """A :class:`TaggingError` that asking again can cure: connection, timeout, 429, 5xx."""
