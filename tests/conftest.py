@@ -21,9 +21,9 @@ Fixtures
     ``server.configure(...)``/``server.set_faults(...)`` change it while it runs;
     ``server.stop()``/``server.start()`` restart it on the same port.
 ``isolated_settings`` (autouse)
-    Every test gets its own ``VJT_CACHE_DIR`` (a temporary folder) and no user config file or
-    ``VJT_*``/``OPENAI_*`` variables from the environment, so no test reads or writes the
-    user's cache or settings.
+    Every test gets its own ``VJT_CACHE_DIR`` (a temporary folder), its own signing key
+    (``VJT_KEY_FILE``) and no user config file or ``VJT_*``/``OPENAI_*`` variables from the
+    environment, so no test reads or writes the user's cache, key or settings.
 ``real_vllm`` (session scope)
     A real vLLM server (:class:`ServerUnderTest`): the one ``scripts/real_vllm.py build`` made,
     started on a free loopback port for the session (SmolLM2-135M on the CPU, context 8192),
@@ -69,7 +69,9 @@ def isolated_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyt
         if name.startswith(("VJT_", "OPENAI_")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("VJT_CACHE_DIR", str(tmp_path_factory.mktemp("vjt-cache")))
-    monkeypatch.setenv("VJT_CONFIG", str(tmp_path_factory.mktemp("vjt-config") / "none.toml"))
+    config = tmp_path_factory.mktemp("vjt-config")
+    monkeypatch.setenv("VJT_CONFIG", str(config / "none.toml"))
+    monkeypatch.setenv("VJT_KEY_FILE", str(config / "provenance.key"))
 
 
 @pytest.fixture(scope="session")

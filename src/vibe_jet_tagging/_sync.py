@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from ._compat.asyncio import chain_future
+
 __all__ = ["iterate_sync", "run_sync"]
 
 T = TypeVar("T")
@@ -52,7 +54,7 @@ def _submit(
 
     def start() -> None:
         task = loop.create_task(coro)
-        asyncio.futures._chain_future(task, future)  # type: ignore[attr-defined]
+        chain_future(task, future)
         if future.cancelled():  # cancelled before it started
             task.cancel()
 

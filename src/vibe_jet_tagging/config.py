@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -66,6 +67,30 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
 """Environment variables of the settings that are not simply ``VJT_<NAME>``, first wins."""
 
 
+MAX_CONFIG_BYTES = 1 << 20
+"""The largest config file read (a settings file is a few hundred bytes)."""
+
+
+def readable_config(path: Path) -> bool:
+    """Whether ``path`` is a config file to read: ``False`` when there is none; raises
+    :class:`~vibe_jet_tagging.errors.ConfigError` for what is no regular file (a FIFO,
+    a device such as ``/dev/zero``, a folder) or a file over :data:`MAX_CONFIG_BYTES`."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file {path}: {exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"the config file {path} is not a regular file (VJT_CONFIG names it)")
+    if st.st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"the config file {path} is {st.st_size:,} bytes, more than a config file holds "
+            f"({MAX_CONFIG_BYTES:,} at most)"
+        )
+    return True
+
+
 def config_path() -> Path:
     """``$VJT_CONFIG``, else the user's config folder's ``vibe-jet-tagging/config.toml``."""
     env = os.environ.get("VJT_CONFIG")
@@ -100,10 +125,12 @@ class Settings(BaseSettings):
     max_retries: int = Field(4, ge=0)
     structured_output: bool = True
     temperature: float | None = Field(None, ge=0, le=2)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0)
     cache_dir: Path | None = None
     shared_cache: bool = False
     """Use a cache folder others can write to (refused otherwise: see ``cache``)."""
+    max_answer_bytes: int = Field(1 << 20, ge=1)
+    """The largest answer read from a server (bytes); a larger one is an ``oversized`` error."""
 
     @property
     def base_urls(self) -> list[str]:
@@ -120,7 +147,10 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, config_path()))
+        path = config_path()
+        if not readable_config(path):
+            return (init_settings, env_settings)
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, path))
 
 
 def environment_names(field: str) -> tuple[str, ...]:
@@ -151,6 +181,8 @@ def _load(given: dict[str, Any], name_of: Any, given_as: Any) -> Settings:
             origin = _origin(field, given, given_as(field))
             problems.append(f"{name_of(field)} {value} (from {origin}): {error['msg']}")
         raise ConfigError("invalid setting: " + "; ".join(problems)) from None
+    except ConfigError:
+        raise
     except ValueError as exc:  # a malformed config file
         raise ConfigError(f"cannot read the config file {config_path()}: {exc}") from None
     _warn_unknown_keys(config_path())
@@ -182,6 +214,8 @@ def api_settings(names: Mapping[str, str] | None = None, **arguments: Any) -> Se
 
 def _unknown_keys(path: Path) -> tuple[str, ...]:
     try:
+        if not readable_config(path):
+            return ()
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return ()

@@ -195,9 +195,9 @@ async def test_every_key_component_invalidates_and_nothing_else_does(
     import vibe_jet_tagging.tagging.identity as identity
 
     for version in ("SCHEMA_VERSION", "PARSER_VERSION"):
-        monkeypatch.setattr(identity, version, "test-bump")
-        assert await requests_for(tagger_with(server, cache)) == 4, version
-        monkeypatch.undo()
+        with monkeypatch.context() as bumped:  # undo() would undo the isolated settings too
+            bumped.setattr(identity, version, "test-bump")
+            assert await requests_for(tagger_with(server, cache)) == 4, version
     # And the original settings still hit.
     assert await requests_for(tagger_with(server, cache)) == 0
 

@@ -90,10 +90,11 @@ async def test_servers_without_structured_outputs_get_response_format(
     from vibe_jet_tagging.servers.info import ModelCard, ServerInfo
     from vibe_jet_tagging.tagging import client as tagger_requests
 
-    def other_server(urls, key, model, **kwargs):
-        return ServerInfo(urls[0], (ModelCard(model, owned_by=owned_by),), version)
+    def other_server(urls, key, **kwargs):
+        card = ModelCard("openai/gpt-oss-120b", owned_by=owned_by)
+        return {url: ServerInfo(url, (card,), version) for url in urls}
 
-    monkeypatch.setattr(tagger_requests, "fetch_pool_info", other_server)
+    monkeypatch.setattr(tagger_requests, "fetch_each", other_server)
     wire = Wire()
     result = await tagger_for(emulator, wire).ainvoke(JETS[1])
     assert result.parsed_by == "schema"

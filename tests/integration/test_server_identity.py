@@ -139,7 +139,7 @@ def test_the_server_is_asked_once_per_tagger_never_per_jet(emulator):
     keys = {tagger.key_for(jet) for jet in JETS}
     assert len(keys) == len(JETS)
     assert emulator.stats()["requests_total"] == 0  # GET /v1/models only, no chat request
-    assert tagger._server_identity() == {
+    assert tagger.client.key_identity() == {
         "emulated": True,
         "root": "vibe-jet-tagging/emulated-heuristic",
         "constraint": "structured_outputs",

@@ -68,10 +68,12 @@ def test_one_server_down_at_the_start_is_set_aside(fresh_emulator, caplog) -> No
     assert "set aside" in caplog.text
 
 
-def test_chatvllm_with_one_url_in_a_list_is_a_plain_model() -> None:
+def test_chatvllm_with_one_url_in_a_list_is_the_url_alone() -> None:
     model = ChatVLLM(base_url=["http://127.0.0.1:9/v1"])
-    assert model.endpoint_pool is None
+    assert model.endpoint_pool is not None
+    assert model.endpoint_pool.base_urls == ["http://127.0.0.1:9/v1"]
     assert model.openai_api_base == "http://127.0.0.1:9/v1"
+    assert not model.include_response_headers  # one server: no need to say which answered
 
 
 def test_vjt_tag_over_two_servers(fresh_emulator, tmp_path, capsys) -> None:

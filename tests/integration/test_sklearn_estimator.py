@@ -6,7 +6,6 @@ cache off unless a test says otherwise: they prove one request per jet per fit/p
 
 from __future__ import annotations
 
-import inspect
 import pickle
 import warnings
 
@@ -23,7 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from vibe_jet_tagging.estimator.classifier import LocalLLMClassifier, UnlabelledJetsWarning
 from vibe_jet_tagging.jets.dataset import load_sample
-from vibe_jet_tagging.tagging.tagger import JetTagger
+from vibe_jet_tagging.tagging.options import TaggerOptions
 
 SAMPLE = load_sample()
 TRAIN = SAMPLE[np.arange(0, 4000, 50)]  # 80 labelled jets, quark and gluon
@@ -75,8 +74,7 @@ def test_params_are_stored_as_given_and_clone_keeps_them():
 
 def test_every_tagger_option_is_a_parameter():
     # A JetTagger option the classifier lacks could not be set, cloned or grid-searched.
-    options = set(inspect.signature(JetTagger).parameters) - {
-        "model",
+    options = set(TaggerOptions.__annotations__) - {
         "effort",
         "reasoning_effort",
         "examples",

@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 
 from ..errors import VJTError
+from . import interrupt
 from .app import CLIError, app, console
 
 __all__ = ["app", "main"]
@@ -62,9 +63,12 @@ def _error(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run ``vjt``; bad input gives one clear line and a non-zero exit, never a traceback.
 
-    Exit status: 0 done, 1 unexpected failure (a bug: ``VJT_DEBUG=1`` shows the traceback),
-    2 bad input or unusable server, 130 interrupted (Ctrl-C; what was done is kept).
+    Exit status (:data:`~.app.EXIT_CODES`): 0 done; 1 a run left jets without an answer
+    because a server failed, or an unexpected failure (a bug: ``VJT_DEBUG=1`` shows the
+    traceback); 2 bad input or unusable server; 130 interrupted (Ctrl-C), 143 terminated
+    (SIGTERM), what was done kept either way.
     """
+    interrupt.take_sigterm()
     _register()
     _setup_logging()
     try:
@@ -77,10 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         console.print("[yellow]aborted[/]")
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         console.print("[yellow]interrupted[/]")
-        return 130
-    except (CLIError, VJTError, ValueError, OSError) as exc:
+        return 143 if isinstance(exc, interrupt.Terminated) else 130
+    except CLIError as exc:
+        _error(str(exc))
+        return exc.exit_code
+    except (VJTError, ValueError, OSError) as exc:
         _error(str(exc))
         return 2
     except Exception as exc:

@@ -315,8 +315,8 @@ def import_(
 ) -> None:
     """Read output files into the rows vjt tag writes; fill the cache; note re-asks."""
     from ..errors import VJTError
-    from ..scale.batchread import BatchReader, copies
-    from ..store.rows import JsonlWriter, result_row
+    from ..scale.batchread import BatchReader, copies, file_lines
+    from ..store.rows import JsonlWriter, check_owned, result_row
 
     folder = find_folder(outputs, export)
     manifest = read_manifest(folder)
@@ -325,6 +325,7 @@ def import_(
     reader = BatchReader(tagger, index, cache=not no_cache)
     counts = {"labelled": 0, "errors": 0, "cached": 0, "missing": 0, "invalid": len(invalid)}
     partial = output.with_name(output.name + ".partial")
+    check_owned(output)
 
     def emit(result: Any, writer: JsonlWriter) -> None:
         for _, truth, copy in copies(result, index):
@@ -353,24 +354,23 @@ def import_(
                     )
                 )
             for path in outputs:
-                try:
-                    with path.open(encoding="utf-8") as lines:
-                        for result in reader.read(lines, str(path)):
-                            emit(result, writer)
-                except FileNotFoundError:
-                    raise CLIError(f"{path}: no such output file") from None
+                if not path.is_file():
+                    raise CLIError(f"{path}: no such output file")
+                for result in reader.read(
+                    file_lines(path, tagger.gate.max_answer_bytes), str(path)
+                ):
+                    emit(result, writer)
             for result in reader.finish():
                 emit(result, writer)
             for key, asked in index.unique_keys():
                 if index.state(key) or key in reader.reasks:
                     continue
-                hit = None
-                if not asked and tagger.cache is not None:
-                    hit = tagger.cache.get(key)
+                hit = None if asked else tagger.gate.lookup_many([key]).get(key)
                 if hit is None:
                     counts["missing"] += len(index.jets(key))
                 else:
                     emit(hit.model_copy(update={"cached": True}), writer)
+        reader.commit()  # every line was read and belongs: the labels go to the cache now
         os.replace(partial, output)
     except (VJTError, CLIError):
         partial.unlink(missing_ok=True)

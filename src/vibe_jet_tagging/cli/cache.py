@@ -9,11 +9,11 @@ answer is never served as a model's.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .app import app, console
+from .app import CLIError, app, console
 from .options import SharedCache
 
 if TYPE_CHECKING:
@@ -123,42 +123,70 @@ def clear(
 
 @cache_app.command("import")
 def import_(
-    files: Annotated[list[Path], typer.Argument(help="Results files (from vjt tag, merge...).")],
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="Results files (from vjt tag, merge...).")
+    ] = None,
+    trust: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--trust",
+            metavar="FILE",
+            help="Import FILE's rows even when they do not verify as yours (another user's, "
+            "or an older vjt's): they are marked imported wherever they are used. Repeatable.",
+        ),
+    ] = None,
     directory: Dir = None,
 ) -> None:
     """Fill the cache from results files, so this node resumes from what others tagged.
 
     Rows with a label are stored under their cache key, in the cache of the backend that
-    answered them (a model server's, or the emulated server's); rows without a label, or
-    without a recorded backend, are left out.
+    answered them (a model server's, or the emulated server's), when they verify as this
+    user's (see --trust); rows without a label, or without a recorded backend, are left out.
+    All files are checked before anything is stored: a row that is refused (edited, another
+    user's, impossible values) stops the import with one line naming its file and line.
     """
-    from ..store.rows import read_rows, row_result
+    from ..store.cache import ResultCache
+    from ..store.provenance import default_signer
+    from ..store.rows import check_owned, numbered_rows
+    from ..tagging.gate import check_row, store_admitted
 
-    root = cache_root(directory)
-    caches: dict[str, ResultCache] = {}
-    counts = {"stored": 0, "present": 0, "unlabelled": 0, "no_backend": 0}
-    for file in files:
-        for row in read_rows(file):
+    trusted = list(trust or [])
+    named = [(file, False) for file in files or []] + [(file, True) for file in trusted]
+    if not named:
+        raise CLIError("give the results files to import (or --trust FILE)")
+    signer = default_signer()
+    staged: list[tuple[str, Any]] = []
+    counts = {"stored": 0, "present": 0, "unlabelled": 0, "no_backend": 0, "imported": 0}
+    for file, trusted_file in named:
+        check_owned(file, trusted=trusted_file)
+        for number, row in numbered_rows(file):
             backend = row.get("backend")
-            if row.get("label") is None or row.get("error") is not None or not row.get("key"):
+            if row.get("label") is None or row.get("error") is not None:
                 counts["unlabelled"] += 1
                 continue
             if backend not in ("server", "emulated"):
                 counts["no_backend"] += 1
                 continue
-            if backend not in caches:
-                from ..store.cache import ResultCache
-
-                caches[backend] = ResultCache(results_dir(root, emulated=backend == "emulated"))
-            cache = caches[backend]
-            if row["key"] in cache:
-                counts["present"] += 1
-            elif cache.put(row_result(row)):
-                counts["stored"] += 1
+            result = check_row(
+                row, where=f"{file} line {number}", signer=signer, trusted=trusted_file
+            )
+            counts["imported"] += result.origin == "imported"
+            staged.append((backend, result))
+    root = cache_root(directory)
+    caches: dict[str, ResultCache] = {}
+    for backend, result in staged:
+        if backend not in caches:
+            caches[backend] = ResultCache(results_dir(root, emulated=backend == "emulated"))
+        cache = caches[backend]
+        if result.key in cache:
+            counts["present"] += 1
+        elif store_admitted(cache, result, signer):
+            counts["stored"] += 1
     where = ", ".join(str(cache.directory) for cache in caches.values()) or str(root)
+    imported = f", {counts['imported']} of them marked imported" if counts["imported"] else ""
     console.print(
-        f"imported {counts['stored']} results into {where} ({counts['present']} were there "
-        f"already); left out {counts['unlabelled']} rows without label"
+        f"imported {counts['stored']} results into {where}{imported} ({counts['present']} were "
+        f"there already); left out {counts['unlabelled']} rows without label"
         + (
             f" and {counts['no_backend']} without a recorded backend"
             if counts["no_backend"]

@@ -33,8 +33,8 @@ from .run import (
     select,
     server,
     settings_from,
-    tag_to_file,
 )
+from .tagfile import tag_to_file
 
 
 def _split(values: str | None) -> list[str] | None:

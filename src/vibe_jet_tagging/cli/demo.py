@@ -19,8 +19,8 @@ from .run import (
     select,
     server,
     settings_from,
-    tag_to_file,
 )
+from .tagfile import tag_to_file
 
 _EMULATOR_DEMO_LATENCY = {"ttft": 0.02, "itl": 0.0002}
 

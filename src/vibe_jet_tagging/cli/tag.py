@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from .app import app
+from .app import RunIncomplete, app
 from .options import (
     Balanced,
     BaseUrl,
@@ -39,8 +39,8 @@ from .run import (
     select,
     server,
     settings_from,
-    tag_to_file,
 )
+from .tagfile import tag_to_file
 
 
 @app.command()
@@ -68,8 +68,23 @@ def tag(
     timeout: Timeout = None,
     max_retries: MaxRetries = None,
     temperature: Temperature = None,
+    trust: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--trust",
+            metavar="FILE",
+            help="Take the labelled rows of FILE (the output or its set-aside file) that do not "
+            "verify as yours (another user's, or an older vjt's) as imported, and allow FILE "
+            "if others can write it. Repeatable.",
+        ),
+    ] = None,
 ) -> None:
-    """Tag jets and stream one JSON row per jet to OUTPUT as they finish (resumable)."""
+    """Tag jets and stream one JSON row per jet to OUTPUT as they finish (resumable).
+
+    Exit status: 0 when every jet has a row and no server failure left one without an
+    answer; 1 when server failures did (rerun to ask again); 2 for bad input or a server that
+    cannot be used; 130 on Ctrl-C, 143 on SIGTERM (rows written so far are kept).
+    """
     settings = settings_from(
         max_tokens=max_tokens,
         timeout=timeout,
@@ -96,7 +111,14 @@ def tag(
             refresh=refresh,
         )
         backend.announce()
-        stats = tag_to_file(tagger, selection, output, backend=backend.kind, reasoning=reasoning)
+        stats = tag_to_file(
+            tagger,
+            selection,
+            output,
+            backend=backend.kind,
+            reasoning=reasoning,
+            trusted=frozenset(str(path) for path in trust or ()),
+        )
     say(
         f"wrote {escape(str(output))}: {stats.resumed + stats.done} jets ({stats.resumed} kept "
         f"from before, {stats.cache_hits} from the cache, {stats.asked} asked), "
@@ -112,5 +134,12 @@ def tag(
         )
     if stats.invalid:
         say(f"[yellow]invalid data: {stats.invalid} jets cannot be tagged (their rows say why)[/]")
+    if stats.imported:
+        say(f"[yellow]{stats.imported} rows are imported from a trusted file, not your runs[/]")
     if stats.retryable:
         say("[yellow]rerun the same command to ask again for the jets without label[/]")
+    if stats.server_failures:
+        raise RunIncomplete(
+            f"{stats.server_failures} of {stats.resumed + stats.done} jets got no answer because "
+            "the server failed (their rows say why); rerun the same command to ask again"
+        )

@@ -167,6 +167,11 @@ class EmulatorConfig(BaseModel):
         "cached_tokens; False sends it null (vLLM's default)",
     )
     faults: FaultRates = Field(default_factory=FaultRates)
+    crash_on_seed: bool = Field(
+        False,
+        description="as vLLM's CPU build 0.32 does: a request with a seed kills the engine "
+        "(HTTP 500 for it and every request after, /health 503)",
+    )
     stall_seconds: float = Field(30.0, ge=0, description="how long a 'stall' fault waits")
     retry_after: float = Field(
         1.0, ge=0, description="seconds in the Retry-After header of a 'rate_limit' fault"

@@ -136,6 +136,7 @@ class EmulatorApp:
         self.queue = SlotQueue(self.config.max_num_seqs, self._observe_queue)
         self.started = int(time.time())
         self._request_number = 0
+        self._dead = False  # the engine died (crash_on_seed)
         self.answers: deque[AnswerRecord] = deque(maxlen=ANSWER_LOG)
         self.prefix_cache = PrefixCache(self.config.block_size, self.config.kv_cache_blocks)
 
@@ -191,7 +192,7 @@ class EmulatorApp:
     # -- small routes ------------------------------------------------------------------------
 
     async def health(self, request: web.Request) -> web.Response:
-        return web.Response(status=200)
+        return web.Response(status=503 if self._dead else 200)
 
     async def version(self, request: web.Request) -> web.Response:
         return web.json_response({"version": EMULATED_VERSION})
@@ -344,6 +345,11 @@ class EmulatorApp:
             self._finish(exc.outcome, exc.status)
             return exc.response()
 
+        if config.crash_on_seed and body.get("seed") is not None:
+            self._dead = True  # vLLM CPU 0.32: "CPU Generator does not use offset"
+        if self._dead:
+            self._finish("server_error", 500)
+            return ApiError(500, "EngineCore encountered an issue (engine dead).").response()
         number = self._request_number
         self._request_number += 1
         fault = decide_fault(config.faults, config.seed, number)

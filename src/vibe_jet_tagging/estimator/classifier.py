@@ -40,6 +40,7 @@ from ..jets.formats import JetFormat
 from ..jets.jet import Jet
 from ..store.cache import ResultCache
 from ..tagging.model import Effort
+from ..tagging.options import TaggerOptions
 from ..tagging.results import TaggingError, TagResult
 from ..tagging.tagger import JetTagger
 from ..tagging.templates import PromptTemplateSpec, SelectorName
@@ -56,24 +57,8 @@ _EFFORTS = get_args(Effort)
 _TRANSIENT = frozenset({"server", "timeout", "connection", "rate_limit"})
 """Errors that are not the model's answer: not kept, so the next call asks again."""
 
-_TAGGER_OPTIONS = (
-    "base_url",
-    "api_key",
-    "template",
-    "shots",
-    "selector",
-    "format",
-    "temperature",
-    "seed",
-    "max_tokens",
-    "timeout",
-    "max_retries",
-    "structured_output",
-    "reask",
-    "logprobs",
-    "cache",
-    "refresh",
-    "max_concurrency",
+_TAGGER_OPTIONS = tuple(
+    sorted(set(TaggerOptions.__annotations__) - {"effort", "reasoning_effort", "examples"})
 )
 """Parameters passed to :class:`JetTagger` under the same name (when not ``None``)."""
 
@@ -122,6 +107,7 @@ class LocalLLMClassifier(ClassifierMixin, BaseEstimator):
             folder) or ``False``.
         refresh: ignore cached results (and overwrite them).
         max_concurrency: requests in flight at once (``use_async=False`` sends one at a time).
+        max_answer_bytes: the largest answer read (default 1 MiB); a larger one is an error.
         price: USD per million input and output tokens, for cost estimates (default 0).
         verbose: show each jet's settings, token usage (input, output, reasoning), cost, a
             preview of the reasoning, the final answer and running totals.
@@ -158,6 +144,7 @@ class LocalLLMClassifier(ClassifierMixin, BaseEstimator):
         cache: ResultCache | str | Path | bool = True,
         refresh: bool | None = None,
         max_concurrency: int | None = None,
+        max_answer_bytes: int | None = None,
         price: Price | Mapping[str, float] | None = None,
         verbose: bool = False,
         max_kept: int = 10_000,
@@ -181,6 +168,7 @@ class LocalLLMClassifier(ClassifierMixin, BaseEstimator):
         self.cache = cache
         self.refresh = refresh
         self.max_concurrency = max_concurrency
+        self.max_answer_bytes = max_answer_bytes
         self.price = price
         self.verbose = verbose
         self.max_kept = max_kept

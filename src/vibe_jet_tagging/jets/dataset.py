@@ -157,13 +157,13 @@ class JetDataset:
     def _jets(self, positions: NDArray[np.intp]) -> list[Jet]:
         """Validated jets at source ``positions``, each knowing its position."""
         jets = []
-        for jet in self._read_jets(positions):
+        for jet in self.read_jets(positions):
             if isinstance(jet, ValueError):
                 raise jet
             jets.append(jet)
         return jets
 
-    def _read_jets(self, positions: NDArray[np.intp]) -> list[Jet | ValueError]:
+    def read_jets(self, positions: NDArray[np.intp]) -> list[Jet | ValueError]:
         """The jets at source ``positions``, or the error saying why one cannot be read."""
         rows = self._source.read(positions, validate=False)
         out = Jet.from_rows(rows, positions.tolist())
@@ -188,7 +188,7 @@ class JetDataset:
         """
         step = self._batch_size(size)
         for start in range(0, len(self), step):
-            yield from self._read_jets(self._indices[start : start + step])
+            yield from self.read_jets(self._indices[start : start + step])
 
     # -- batches and arrays -----------------------------------------------------------------
 

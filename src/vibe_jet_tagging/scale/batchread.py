@@ -1,7 +1,18 @@
 """Reading batch output lines (``vllm run-batch``, the OpenAI Batch API) into tag results.
 
-See :mod:`.batchfiles` for the format. A line is read the way the tagger reads an answer over
-HTTP; a line of another export or model stops the read with one line naming the file and line.
+A door of the gate (:class:`~vibe_jet_tagging.tagging.gate.AnswerGate`): each answer is read
+the way the tagger reads one over HTTP, and admitted, re-asked or failed by the gate. Reading
+is a transaction: labelled results are staged and go to the cache only when every line of
+every file was read (:meth:`BatchReader.commit`); a line that does not belong (another
+export, another model, a body without a model or with impossible usage, a cut or malformed
+line) stops the read with one line naming the file and line, and nothing is stored.
+
+A line is read with bounded memory: one longer than the answer bound is never held whole; its
+jet (found from the ``custom_id`` at its start) gets an ``oversized`` error.
+
+What the format binds: an answer belongs to its prompt only through ``custom_id``. A batch
+runner that swapped two lines' bodies would give each jet the other's answer, and nothing in
+the file can show it; trust a batch output file as much as the runner that wrote it.
 """
 
 from __future__ import annotations
@@ -9,29 +20,43 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from langchain_core.messages import AIMessage
 
 from ..errors import VJTError
 from ..jets.jet import Jet
-from ..tagging.model import reasoning_of
-from ..tagging.parsing import LabelParseError, ParsedLabel
+from ..servers.transport import DEFAULT_MAX_ANSWER_BYTES
+from ..tagging.gate import Asked, OversizedAnswer
+from ..tagging.parsing import LabelParseError
 from ..tagging.results import TagError, TaggingError, TagResult, Usage
-from .batchfiles import REASK_SUFFIX, ExportIndex, Reask, answer_message
+from .batchfiles import REASK_SUFFIX, BatchTagger, JetInput, Reask, answer_message
+from .exportindex import ExportIndex
 
-if TYPE_CHECKING:
-    from ..tagging.tagger import JetInput, JetTagger
-
-__all__ = ["BatchOutput", "BatchReader", "copies", "read_batch_output"]
+__all__ = ["BatchOutput", "BatchReader", "OversizedLine", "copies", "read_batch_output"]
 
 logger = logging.getLogger(__name__)
 
 FAILED, LABELLED = 1, 2
 """What :class:`BatchReader` notes in the export index for a key whose result it gave."""
+
+_LINE_SLACK = 64 << 10
+"""Bytes a response line holds beside the answer (ids, usage, metadata)."""
+_CUSTOM_ID = re.compile(r'"custom_id"\s*:\s*"([^"\\]{1,200})"')
+SERVER = "vllm run-batch"
+"""What answered a batch line, as results record it (no URL: the runner's, not ours)."""
+
+
+@dataclass(frozen=True)
+class OversizedLine:
+    """A line longer than the bound: its size and, if found at its start, its custom id."""
+
+    size: int
+    custom_id: str | None
 
 
 def _error_text(error: Any) -> str:
@@ -56,20 +81,36 @@ class _Line:
     error: TagError | None = None
 
 
+def _usage_problem(body: Mapping[str, Any]) -> str | None:
+    usage = body.get("usage")
+    if usage is None:
+        return None
+    if not isinstance(usage, Mapping):
+        return "its usage is not an object"
+    for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        value = usage.get(name)
+        if value is not None and (type(value) is not int or value < 0):
+            return f"usage {name} {value!r} is not a count"
+    return None
+
+
 class BatchReader:
-    """Reads the response lines of one export into :class:`TagResult`, as the tagger would.
+    """Reads the response lines of one export into :class:`TagResult`, through the gate.
 
     :meth:`read` yields each key's result once it is final (a label); failed lines are held
     until :meth:`finish`, since another file may hold a good answer for the same key (a rerun
     shard). Answers that need a re-ask wait for their second round; those still waiting at
-    the end are in :attr:`reasks`. Successes go to the tagger's cache.
+    the end are in :attr:`reasks`. Labelled results are staged: :meth:`commit` stores them
+    once everything was read.
 
     Raises :class:`VJTError` naming the file and line for a line of another export (unknown
-    custom id) or another model.
+    custom id) or another model, a body without a model or with impossible usage, and a line
+    that is no batch output line.
     """
 
-    def __init__(self, tagger: JetTagger, index: ExportIndex, *, cache: bool = True) -> None:
+    def __init__(self, tagger: BatchTagger, index: ExportIndex, *, cache: bool = True) -> None:
         self.tagger = tagger
+        self.gate = tagger.gate
         self.index = index
         self.cache = cache
         self.duplicates = 0
@@ -77,10 +118,13 @@ class BatchReader:
         self.reasks: dict[str, Reask] = {}
         self.orphans: dict[str, _Line] = {}
         """Re-ask answers whose first answer is not (yet) among the lines read."""
+        self.staged: list[TagResult] = []
         self._firsts: dict[str, AIMessage] = {}
         self._errors: dict[str, TagResult] = {}
 
-    def read(self, lines: Iterable[str | Mapping[str, Any]], name: str) -> Iterator[TagResult]:
+    def read(
+        self, lines: Iterable[str | Mapping[str, Any] | OversizedLine], name: str
+    ) -> Iterator[TagResult]:
         """Results that became final while reading ``lines`` (``name`` is for messages)."""
         for number, raw in enumerate(lines, 1):
             if isinstance(raw, str) and not raw.strip():
@@ -103,9 +147,37 @@ class BatchReader:
                 yield result
         self._errors.clear()
 
+    def commit(self) -> int:
+        """Store the staged labels in the cache (after every line was read); how many."""
+        stored = sum(self.gate.store(result) for result in self.staged) if self.cache else 0
+        self.staged.clear()
+        return stored
+
     # -- one line --------------------------------------------------------------------------------
 
-    def _parse(self, raw: str | Mapping[str, Any], where: str) -> _Line:
+    def _known(self, custom_id: str, where: str) -> None:
+        key = custom_id.removesuffix(REASK_SUFFIX)
+        if self.index.jet_key(key) is None:
+            raise _Refused(
+                f"{where}: custom_id {custom_id!r} is not a request of this export (a line of "
+                "another export, or made with other settings)"
+            )
+
+    def _parse(self, raw: str | Mapping[str, Any] | OversizedLine, where: str) -> _Line:
+        if isinstance(raw, OversizedLine):
+            if raw.custom_id is None:
+                raise _Refused(
+                    f"{where}: a line of {raw.size:,} bytes with no custom_id at its start"
+                )
+            self._known(raw.custom_id, where)
+            return _Line(
+                raw.custom_id,
+                raw.custom_id.endswith(REASK_SUFFIX),
+                error=TagError(
+                    kind="oversized",
+                    message=f"{where} is {raw.size:,} bytes, above the answer bound: not read",
+                ),
+            )
         try:
             obj = json.loads(raw) if isinstance(raw, str) else raw
         except ValueError as exc:
@@ -116,14 +188,8 @@ class BatchReader:
         if "response" not in obj and "error" not in obj:
             what = "a request line" if "body" in obj else "no response and no error"
             raise _Refused(f"{where}: not a batch output line ({what}): pass the output files")
-        reask = custom_id.endswith(REASK_SUFFIX)
-        key = custom_id.removesuffix(REASK_SUFFIX)
-        if self.index.jet_key(key) is None:
-            raise _Refused(
-                f"{where}: custom_id {custom_id!r} is not a request of this export (a line of "
-                "another export, or made with other settings)"
-            )
-        line = _Line(custom_id, reask)
+        self._known(custom_id, where)
+        line = _Line(custom_id, custom_id.endswith(REASK_SUFFIX))
         response = obj.get("response")
         status = response.get("status_code") if isinstance(response, Mapping) else None
         body = response.get("body") if isinstance(response, Mapping) else None
@@ -131,22 +197,24 @@ class BatchReader:
         if error is not None or status != 200:
             detail = _error_text(error if error is not None else (body or "no response"))
             kind = {429: "rate_limit", 400: "bad_request", 422: "bad_request"}.get(
-                status or 0, "server"
+                status if type(status) is int else 0, "server"
             )
             line.error = TagError(
                 kind=kind,  # type: ignore[arg-type]
                 message=f"{f'HTTP {status}' if status else 'no response'} in {where}: {detail}",
-                status=status,
+                status=status if type(status) is int else None,
             )
             return line
-        if isinstance(body, Mapping) and body.get("model") not in (None, self.tagger.model_name):
-            raise _Refused(
-                f"{where}: answered by model {body.get('model')!r}, the export asked "
-                f"{self.tagger.model_name!r}"
-            )
+        if not isinstance(body, Mapping):
+            raise _Refused(f"{where}: an answer with status 200 but no body")
+        model = self.tagger.client.model_name
+        if body.get("model") != model:
+            said = "no model" if body.get("model") is None else f"model {body.get('model')!r}"
+            raise _Refused(f"{where}: answered by {said}, the export asked {model!r}")
+        problem = _usage_problem(body)
+        if problem is not None:
+            raise _Refused(f"{where}: {problem}")
         try:
-            if not isinstance(body, Mapping):
-                raise ValueError("no body")
             line.message = answer_message(self.tagger, body)
             line.body = dict(body)
         except (ValueError, KeyError, TypeError, IndexError) as exc:
@@ -155,23 +223,29 @@ class BatchReader:
             )
         return line
 
+    def _asked(self, key: str) -> Asked:
+        return Asked(key, self.index.jet_key(key) or "")
+
     def _first(self, key: str, line: _Line) -> TagResult | None:
         if line.error is not None:
-            return self._hold(self._failed(key, None, Usage(), line.error))
+            return self._hold(self.gate.failed(self._asked(key), line.error))
         assert line.message is not None and line.body is not None
         message = line.message
+        usage = Usage.from_message(message)
         try:
-            parsed = self.tagger.parser.read_message(message)
+            parsed = self.gate.read(message)
+        except OversizedAnswer as exc:
+            return self._hold(self.gate.failed(self._asked(key), exc.error, None, usage))
         except LabelParseError as exc:
-            if not self.tagger.reask or exc.reask is None:  # as JetTagger._atag decides
-                return self._hold(self._failed(key, message, Usage.from_message(message), exc))
+            if not self.gate.wants_reask(exc):
+                return self._hold(self.gate.failed(self._asked(key), exc, message, usage))
             second = self.orphans.pop(key, None)
             if second is None:
                 self._firsts[key] = message
                 self.reasks[key] = Reask(key, line.body)
                 return None
             return self._second(key, second, first=message)
-        return self._done(key, parsed, message, Usage.from_message(message))
+        return self._done(key, parsed, message, usage)
 
     def _second(self, key: str, line: _Line, first: AIMessage | None = None) -> TagResult | None:
         first = first or self._firsts.get(key)
@@ -182,65 +256,62 @@ class BatchReader:
         self.reasks.pop(key, None)
         usage = Usage.from_message(first)
         if line.error is not None:
-            return self._hold(self._failed(key, first, usage, line.error))
+            return self._hold(self.gate.failed(self._asked(key), line.error, first, usage))
         assert line.message is not None
         usage = usage + Usage.from_message(line.message)
-        try:  # only the answer to the re-ask counts (JetTagger._read_reask)
-            parsed = self.tagger.parser.read_message(line.message)
+        try:  # only the answer to the re-ask counts
+            parsed = self.gate.read_reask(line.message)
+        except OversizedAnswer as exc:
+            return self._hold(self.gate.failed(self._asked(key), exc.error, None, usage))
         except LabelParseError as exc:
-            return self._hold(self._failed(key, line.message, usage, exc))
-        if parsed.step == "schema":
-            parsed = parsed.model_copy(update={"step": "reask"})
+            return self._hold(self.gate.failed(self._asked(key), exc, line.message, usage))
         return self._done(key, parsed, line.message, usage)
 
-    # -- results ---------------------------------------------------------------------------------
-
-    def _result(self, key: str, **fields: Any) -> TagResult:
-        return TagResult(
-            index=None,
-            jet_key=self.index.jet_key(key) or "",
-            key=key,
-            model=self.tagger.model_name,
-            effort=self.tagger.effort,
-            template=self.tagger.prompt.template.name,
-            settings=self.tagger.settings_key,
-            **fields,
+    def _done(self, key: str, parsed: Any, message: AIMessage, usage: Usage) -> TagResult:
+        result = self.gate.admit(
+            self._asked(key), parsed, message, usage, server=SERVER, store=False
         )
-
-    def _done(self, key: str, parsed: ParsedLabel, message: AIMessage, usage: Usage) -> TagResult:
-        from ..tagging.client import answered_fields
-
-        result = self._result(key, **answered_fields(parsed, message, usage))
+        if self.cache:
+            self.staged.append(result)
         self.index.note(key, LABELLED)
         self._errors.pop(key, None)
         self.reasks.pop(key, None)
         self._firsts.pop(key, None)
-        if self.cache and self.tagger.cache is not None:
-            self.tagger.cache.put(result)
         return result
-
-    def _failed(
-        self,
-        key: str,
-        message: AIMessage | None,
-        usage: Usage,
-        error: TagError | LabelParseError,
-    ) -> TagResult:
-        if isinstance(error, LabelParseError):
-            error = TagError(kind=error.kind, message=str(error), raw_answer=error.raw)
-        return self._result(
-            key,
-            answer=None if message is None else message.text,
-            reasoning=None if message is None else reasoning_of(message),
-            finish_reason=None
-            if message is None
-            else message.response_metadata.get("finish_reason"),
-            usage=usage,
-            error=error,
-        )
 
     def _hold(self, result: TagResult) -> None:
         self._errors.setdefault(result.key, result)
+
+
+# -- files ----------------------------------------------------------------------------------------
+
+
+def file_lines(
+    path: Path, max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
+) -> Iterator[str | OversizedLine]:
+    """The lines of a batch output file; one longer than the bound is an
+    :class:`OversizedLine` (read past in pieces, never held whole)."""
+    limit = max_answer_bytes + _LINE_SLACK
+    try:
+        f = path.open(encoding="utf-8")
+    except FileNotFoundError:
+        raise VJTError(f"{path}: no such batch output file") from None
+    with f:
+        while True:
+            line = f.readline(limit + 1)
+            if not line:
+                return
+            if len(line) <= limit or line.endswith("\n"):
+                yield line
+                continue
+            match = _CUSTOM_ID.search(line[:4096])
+            size = len(line)
+            while not line.endswith("\n"):
+                line = f.readline(1 << 20)
+                if not line:
+                    break
+                size += len(line)
+            yield OversizedLine(size, match.group(1) if match else None)
 
 
 # -- the Python entry point -----------------------------------------------------------------------
@@ -253,8 +324,8 @@ class BatchOutput:
     ``results[i]`` is a :class:`TagResult` (``cached`` when it came from the cache or repeats
     an earlier jet's answer), a :class:`TaggingError` for a jet whose answer failed, the
     ``ValueError`` of an invalid jet, or ``None`` when no line answered it (and the cache has
-    nothing). ``reasks`` go to a second
-    round: ``tagger.batch_requests(jets, reasks=output.reasks)``.
+    nothing). ``reasks`` go to a second round:
+    ``tagger.batch_requests(jets, reasks=output.reasks)``.
     """
 
     results: list[TagResult | Exception | None]
@@ -268,7 +339,7 @@ class BatchOutput:
         return sum(r is None for r in self.results)
 
 
-def _sources(lines: Any) -> list[tuple[str, Iterable[Any]]]:
+def _sources(lines: Any, bound: int) -> list[tuple[str, Iterable[Any]]]:
     """``(name, lines)`` pairs: a path, a list of paths, or an iterable of lines."""
     if isinstance(lines, str | os.PathLike):
         lines = [lines]
@@ -280,20 +351,12 @@ def _sources(lines: Any) -> list[tuple[str, Iterable[Any]]]:
             for p in lines
         )
     ):
-        return [(str(p), _file_lines(Path(p))) for p in lines]
+        return [(str(p), file_lines(Path(p), bound)) for p in lines]
     return [("<lines>", lines)]
 
 
-def _file_lines(path: Path) -> Iterator[str]:
-    try:
-        with path.open(encoding="utf-8") as f:
-            yield from f
-    except FileNotFoundError:
-        raise VJTError(f"{path}: no such batch output file") from None
-
-
 def read_batch_output(
-    tagger: JetTagger,
+    tagger: BatchTagger,
     lines: Any,
     jets: Sequence[JetInput],
     *,
@@ -302,9 +365,9 @@ def read_batch_output(
     """Read batch output lines for ``jets`` (the jets that were exported) into results.
 
     ``lines``: an output file's path, a list of paths, or an iterable of lines (str or dict),
-    of one round or of both rounds together. Successes go to the tagger's cache (unless
-    ``cache=False``). Raises :class:`VJTError` naming the file and line of a line that belongs
-    to another export or model.
+    of one round or of both rounds together. The labels go to the tagger's cache (unless
+    ``cache=False``) once every line was read. Raises :class:`VJTError` naming the file and
+    line of a line that does not belong (then nothing is stored).
     """
     index = ExportIndex()
     out: list[TagResult | Exception | None] = [None] * len(jets)
@@ -314,17 +377,18 @@ def read_batch_output(
         except ValueError as exc:  # as abatch returns it: an input error in its place
             out[position] = exc
             continue
-        index.add(position, tagger.key_for(jet), jet.key, jet.index, None, True)
+        index.add(position, tagger.keys.key_for(jet), jet.key, jet.index, None, True)
     reader = BatchReader(tagger, index, cache=cache)
-    for name, source in _sources(lines):
+    for name, source in _sources(lines, tagger.gate.max_answer_bytes):
         for result in reader.read(source, name):
             _place(out, index, result)
     for result in reader.finish():
         _place(out, index, result)
+    reader.commit()
     for key, _ in index.unique_keys():
         positions = [p for p, _, _ in index.jets(key)]
-        if out[positions[0]] is None and tagger.cache is not None and not tagger.refresh:
-            hit = tagger.cache.get(key)
+        if out[positions[0]] is None and tagger.gate.cache is not None and not tagger.gate.refresh:
+            hit = tagger.gate.lookup_many([key]).get(key)
             if hit is not None:
                 _place(out, index, hit.model_copy(update={"cached": True}))
     return BatchOutput(out, list(reader.reasks.values()), reader.duplicates, len(reader.orphans))

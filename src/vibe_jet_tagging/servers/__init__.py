@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "EndpointPool": "pool",
     "ModelCard": "info",
-    "PoolTransport": "pool",
+    "PoolTransport": "transport",
     "ServerInfo": "info",
     "fetch_pool_info": "info",
     "fetch_server_info": "info",
@@ -33,4 +33,5 @@ def __getattr__(name: str) -> Any:  # names are imported on first use: importing
 
 if TYPE_CHECKING:
     from .info import ModelCard, ServerInfo, fetch_pool_info, fetch_server_info
-    from .pool import EndpointPool, PoolTransport
+    from .pool import EndpointPool
+    from .transport import PoolTransport

@@ -12,7 +12,10 @@ another user, that its group or others can write, or that is a symlink is refuse
 (:class:`UnsafeCacheError`, one line saying why and what to do) unless the caller says it is
 shared (``shared=True``; ``vjt --shared-cache``). A result entry carries the cache format
 (:data:`CACHE_FORMAT`); one of another format, with fields a result does not have, or that does
-not decode (half-written, corrupted) is a miss, not a crash.
+not decode (half-written, corrupted) is a miss, not a crash. Beyond the folder's owner, each
+result carries this user's signature (:mod:`.provenance`): the tagger's gate writes the
+entries and serves one only when its signature verifies, so an entry put there any other way
+is a miss. :class:`DiskLLMCache` signs its entries the same way.
 
 A cache that cannot be opened or written (corrupt ``cache.db``, full disk, read-only folder) is
 set aside with one warning, and the caller goes on without it (``problem`` says why).
@@ -35,16 +38,18 @@ from typing import Any
 
 import diskcache
 import platformdirs
-from langchain_core._api.beta_decorator import LangChainBetaWarning
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 from langchain_core.load import dumps, loads
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGeneration, Generation
 from pydantic import ValidationError
 
+from .._compat import diskcache as diskcache_sql
+from .._compat.langchain import LangChainBetaWarning
 from ..errors import VJTError
 from ..tagging.results import TagError, TagResult, Usage
 from .filesystems import warn_if_network_filesystem
+from .provenance import Signer, answer_digest, default_signer
 
 __all__ = [
     "CACHE_FORMAT",
@@ -62,8 +67,8 @@ logger = logging.getLogger(__name__)
 _CACHE_ERRORS = (sqlite3.DatabaseError, OSError, diskcache.Timeout)
 
 
-CACHE_FORMAT = 2
-"""The format of a stored result; entries of another format are misses."""
+CACHE_FORMAT = 3
+"""The format of a stored result; entries of another format are misses (3: signed results)."""
 
 _FIELDS = {
     "": frozenset(TagResult.model_fields) | {"cache_format"},
@@ -225,7 +230,7 @@ def _read_many(cache: diskcache.Cache, keys: Sequence[str]) -> Iterator[tuple[st
     fetched through the cache's disk, so a pickled entry is refused as by ``get``. A cache
     whose reads update it (statistics, a least-recently-used policy) is read key by key.
     """
-    if cache.statistics or diskcache.core.EVICTION_POLICY[cache.eviction_policy]["get"]:
+    if diskcache_sql.reads_update(cache):
         for key in keys:
             value = cache.get(key)
             if value is not None:
@@ -233,12 +238,13 @@ def _read_many(cache: diskcache.Cache, keys: Sequence[str]) -> Iterator[tuple[st
         return
     for start in range(0, len(keys), _KEYS_PER_QUERY):
         chunk = keys[start : start + _KEYS_PER_QUERY]
-        rows = cache._sql(  # diskcache's connection for this thread
+        rows = diskcache_sql.query(
+            cache,
             f"SELECT key, mode, filename, value FROM Cache WHERE key IN "
             f"({','.join('?' * len(chunk))}) AND raw = 1 "
             "AND (expire_time IS NULL OR expire_time > ?)",
             (*chunk, time.time()),
-        ).fetchall()
+        )
         for key, mode, filename, value in rows:
             try:
                 yield key, cache.disk.fetch(mode, filename, value, False)
@@ -355,7 +361,11 @@ class ResultCache(_Store):
             return None
 
     def put(self, result: TagResult) -> bool:
-        """Store a successful result under ``result.key``; failures are never stored."""
+        """Store a successful result under ``result.key``; failures are never stored.
+
+        The tagger's gate is the one writer (``AnswerGate.store``); it serves an entry only
+        when the result's signature verifies, so a result stored any other way is a miss.
+        """
         if not result.ok or self._cache is None:
             return False
         if result.cached:
@@ -399,7 +409,8 @@ class ResultCache(_Store):
 class DiskLLMCache(_Store, BaseCache):
     """A LangChain ``BaseCache`` on diskcache, for any chat model's raw calls.
 
-    Generations are stored as LangChain's JSON serialisation. A hit is marked with
+    Generations are stored as LangChain's JSON serialisation, signed with this user's key
+    (:mod:`.provenance`): an entry that does not verify is a miss. A hit is marked with
     ``response_metadata["cache_hit"] = True`` on its message, so usage totals can leave it
     out (LangChain replays the stored usage on a hit, which would count it twice). The folder
     is checked and set aside on failure as for :class:`ResultCache` (``shared`` likewise).
@@ -415,9 +426,21 @@ class DiskLLMCache(_Store, BaseCache):
         *,
         size_limit: int = 8 << 30,
         shared: bool = False,
+        signer: Signer | None = None,
     ) -> None:
         self.directory = Path(directory).expanduser() if directory else default_cache_dir() / "llm"
         self._cache = self._start(size_limit, shared)
+        self._signer = signer
+
+    @property
+    def signer(self) -> Signer:
+        """Signs the entries (this user's key)."""
+        if self._signer is None:
+            self._signer = default_signer()
+        return self._signer
+
+    def _sign(self, key: str, data: str) -> str:
+        return self.signer.sign({"key": key, "answer_digest": answer_digest(data)})
 
     @staticmethod
     def _key(prompt: str, llm_string: str) -> str:
@@ -427,9 +450,14 @@ class DiskLLMCache(_Store, BaseCache):
         """The generations stored for this prompt and model settings, or ``None``."""
         if self._cache is None:
             return None
+        key = self._key(prompt, llm_string)
         try:
-            text = self._cache.get(self._key(prompt, llm_string))
+            text = self._cache.get(key)
             if text is None:
+                return None
+            signature, _, text = text.partition("\n")
+            if signature != self._sign(key, text):
+                logger.warning("LLM cache entry %s does not verify: treated as a miss", key)
                 return None
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", LangChainBetaWarning)
@@ -450,7 +478,8 @@ class DiskLLMCache(_Store, BaseCache):
         if self._cache is None:
             return
         try:
-            self._cache.set(self._key(prompt, llm_string), dumps(list(return_val)), retry=True)
+            key, data = self._key(prompt, llm_string), dumps(list(return_val))
+            self._cache.set(key, f"{self._sign(key, data)}\n{data}", retry=True)
         except _CACHE_ERRORS as exc:
             self._give_up("cannot be written", exc)
 

@@ -2,8 +2,12 @@
 
 Files merge only when their rows were made the same way: the same settings key (prompt, model
 settings, parser), model, effort, template, backend and jets source; otherwise the merge is
-refused with one line naming the field and the files. A jet in several files is a duplicate
-(the labelled row is kept, else the first); a jet of the selection in no file is a gap.
+refused with one line naming the field and the files. A row that lacks these fields, holds
+impossible values or contradicts itself (a label against its probability) is refused, naming
+its file and line. A jet in several files is a duplicate (the labelled row is kept, else the
+first); two different labels for one jet are a conflict, refused with both rows shown. A jet
+of the selection in no file is a gap. Rows keep their signatures: merging never makes a row
+verify that did not.
 """
 
 from __future__ import annotations
@@ -15,12 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import VJTError
-from .rows import read_rows
+from ..tagging.gate import row_problem
+from .rows import numbered_rows
 
 __all__ = ["MERGE_FIELDS", "Merged", "merge_rows"]
 
 MERGE_FIELDS = ("model", "effort", "template", "backend", "source", "settings")
-"""Row fields that must agree across merged files (rows that lack one are not compared)."""
+"""Row fields that must agree across merged files."""
+_REQUIRED = ("model", "template", "backend", "source", "settings")
+_REQUIRED_INPUT = ("backend", "source")
+"""What a row must hold (an ``input`` error row, made before any request, holds less)."""
+_MAX_INDEX = 2**53
 
 
 @dataclass
@@ -47,11 +56,30 @@ class Merged:
         return sorted(self.indices - {int(i) for i in expected})
 
 
+def _check_row(row: Mapping[str, Any], where: str) -> None:
+    """Refuse a row that lacks what a merge compares, or holds impossible values."""
+    index = row.get("index")
+    if type(index) is not int or not 0 <= index < _MAX_INDEX:
+        raise VJTError(f"{where}: index {index!r} is not a jet index")
+    required = _REQUIRED_INPUT if row.get("error_kind") == "input" else _REQUIRED
+    missing = [name for name in required if not row.get(name)]
+    if missing:
+        raise VJTError(
+            f"{where}: the row has no {', '.join(missing)}, so it cannot be told to belong to "
+            "this run; merge only rows written by vjt tag, batch import or merge"
+        )
+    if row.get("label") is not None:
+        problem = row_problem(row)
+        if problem is not None:
+            raise VJTError(f"{where}: {problem}")
+    elif row.get("error") is None:
+        raise VJTError(f"{where}: a row with neither a label nor an error")
+
+
 def _check_same(seen: dict[str, tuple[Any, Path]], row: Mapping[str, Any], path: Path) -> None:
-    for name in MERGE_FIELDS:
+    names = _REQUIRED_INPUT if row.get("error_kind") == "input" else MERGE_FIELDS
+    for name in names:
         value = row.get(name)
-        if value is None:
-            continue
         first = seen.setdefault(name, (value, path))
         if first[0] != value:
             where = (
@@ -77,15 +105,25 @@ def merge_rows(paths: Sequence[str | os.PathLike[str]]) -> Merged:
     best: dict[int, dict[str, Any]] = {}
     duplicates: set[int] = set()
     files = [Path(p) for p in paths]
+    where: dict[int, str] = {}
     for path in files:
-        for row in read_rows(path):
+        for number, row in numbered_rows(path):
+            here = f"{path} line {number}"
+            _check_row(row, here)
             _check_same(seen, row, path)
             index = int(row["index"])
             kept = best.get(index)
             if kept is None:
-                best[index] = row
+                best[index], where[index] = row, here
                 continue
             duplicates.add(index)
-            if kept.get("label") is None and row.get("label") is not None:
-                best[index] = row
+            label, other = row.get("label"), kept.get("label")
+            if label is not None and other is not None and label != other:
+                raise VJTError(
+                    f"conflict: jet {index} is {other} in {where[index]} "
+                    f"(P(quark) {kept.get('quark_probability')}) and {label} in {here} "
+                    f"(P(quark) {row.get('quark_probability')}); merge only one run's parts"
+                )
+            if other is None and label is not None:
+                best[index], where[index] = row, here
     return Merged([best[i] for i in sorted(best)], files, sorted(duplicates))

@@ -1,17 +1,26 @@
 """Result rows: one jet's outcome as a JSON object, and the JSONL file ``vjt tag`` writes.
 
 A row is one jet's result (:func:`result_row`); :func:`row_result` turns it back into a
-:class:`~vibe_jet_tagging.tagging.results.TagResult` for totals. :class:`JsonlWriter` appends whole
-lines; :func:`read_rows` reads them back, skipping a line a killed run left cut short.
+:class:`~vibe_jet_tagging.tagging.results.TagResult`. A labelled row carries its provenance
+(the server identity, a digest of the answer, its origin and this user's signature), which
+the gate checks before a row is kept on resume or imported into a cache.
+
+:class:`JsonlWriter` writes whole lines and never through a link: a file is replaced by a
+temporary file made exclusively in its folder, and appended to only when it is no symlink.
+:func:`read_rows` reads rows back, skipping a line a killed run left cut short;
+:func:`check_owned` refuses a results file another user could have written.
 
 Rows record which backend answered (``"server"`` or ``"emulated"``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import stat
+import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +28,18 @@ from typing import Any, Literal
 from ..errors import VJTError
 from ..tagging.results import TagError, TaggingError, TagResult, Usage
 
-__all__ = ["ROW_FIELDS", "Backend", "JsonlWriter", "read_rows", "result_row", "row_result"]
+__all__ = [
+    "ROW_FIELDS",
+    "Backend",
+    "JsonlWriter",
+    "UnsafeResultsFileError",
+    "check_owned",
+    "numbered_rows",
+    "read_rows",
+    "replace_file",
+    "result_row",
+    "row_result",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +73,10 @@ ROW_FIELDS = (
     "settings",
     "finish_reason",
     "requests",
+    "identity",
+    "answer_digest",
+    "origin",
+    "signature",
 )
 
 
@@ -118,6 +142,13 @@ def result_row(
         "finish_reason": r.finish_reason,
         "requests": r.usage.requests,
     }
+    if r.ok:  # what the gate checks when the row is read back (see store.provenance)
+        row.update(
+            identity=r.identity,
+            answer_digest=r.answer_digest,
+            origin=r.origin,
+            signature=r.signature,
+        )
     server = server or getattr(r, "server", None)  # of several, the one that answered
     if server is not None:
         row["server"] = server
@@ -167,26 +198,93 @@ def row_result(row: Mapping[str, Any]) -> TagResult:
         reasoning=row.get("reasoning"),
         cached=bool(row.get("cached")),
         error=error,
+        identity=row.get("identity"),
+        answer_digest=row.get("answer_digest"),
+        origin="imported" if row.get("origin") == "imported" else "model",
+        signature=row.get("signature"),
     )
+
+
+class UnsafeResultsFileError(VJTError):
+    """A results file another user could have written (or a link) was refused."""
+
+
+_SHARED_HINT = "use a results file of your own, or trust this one explicitly"
+
+
+def _uid() -> int | None:
+    """This process's user id (``None`` where there are none); tests fake another user here."""
+    return os.getuid() if hasattr(os, "getuid") else None
+
+
+def check_owned(path: Path, *, trusted: bool = False) -> None:
+    """Refuse ``path`` (if it exists) when someone else could have written it.
+
+    Refused unless ``trusted``: a symlink, a file of another user, a file its group or others
+    can write. Like a cache folder, such a file could hold rows that are not this user's.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafeResultsFileError(
+            f"refusing {path}: it is a symlink (to {os.readlink(path)}), which another user may "
+            "have planted; write to the file itself"
+        )
+    if trusted:
+        return
+    uid = _uid()
+    if uid is not None and st.st_uid != uid:
+        raise UnsafeResultsFileError(
+            f"refusing {path}: it belongs to another user (uid {st.st_uid}, you are {uid}), who "
+            f"could have edited its rows; {_SHARED_HINT}"
+        )
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise UnsafeResultsFileError(
+            f"refusing {path}: its group or others can write it (mode "
+            f"{stat.S_IMODE(st.st_mode):o}), so its rows may not be yours; `chmod go-w` it, "
+            f"or {_SHARED_HINT}"
+        )
+
+
+def replace_file(path: Path, chunks: Iterable[str]) -> None:
+    """Replace ``path`` by ``chunks`` at once, never through a link.
+
+    The text goes to a temporary file made exclusively in ``path``'s folder (``mkstemp``:
+    a name planted beforehand is never opened), then takes ``path``'s place (``os.replace``
+    replaces a symlink itself, never its target). A kill leaves the old file or the new one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink():
+        raise UnsafeResultsFileError(
+            f"refusing to write {path}: it is a symlink (to {os.readlink(path)}); write to the "
+            "file itself"
+        )
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for chunk in chunks:
+                f.write(chunk)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 class JsonlWriter:
     """Appends rows to a JSONL file, each with one ``write`` of a whole line, flushed.
 
     A crash or Ctrl-C leaves only whole lines (at worst a last partial line, which
-    :func:`read_rows` skips and :meth:`open` trims away).
+    :func:`read_rows` skips). Never writes through a symlink (see :func:`replace_file`).
     """
 
     def __init__(self, path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]] = ()):
         """Start ``path`` over with ``rows`` (written atomically), then append."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, allow_nan=False) + "\n")
-        os.replace(tmp, self.path)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        replace_file(self.path, (json.dumps(row, allow_nan=False) + "\n" for row in rows))
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
 
     def write(self, row: Mapping[str, Any]) -> None:
         """Append one row as one line."""
@@ -211,6 +309,13 @@ def read_rows(path: str | os.PathLike[str], *, strict: bool = False) -> list[dic
     With ``strict``, any line that is not a JSON object raises :class:`VJTError` naming the
     file and line.
     """
+    return [row for _, row in numbered_rows(path, strict=strict)]
+
+
+def numbered_rows(
+    path: str | os.PathLike[str], *, strict: bool = False
+) -> list[tuple[int, dict[str, Any]]]:
+    """``(line number, row)`` of each row of a results file (see :func:`read_rows`)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -233,5 +338,5 @@ def read_rows(path: str | os.PathLike[str], *, strict: bool = False) -> list[dic
                 logger.warning("%s: line %d is cut short (killed run?), skipped", path, number)
                 continue
             raise VJTError(f"{path}: line {number} is not a result row: {exc}") from None
-        rows.append(row)
+        rows.append((number, row))
     return rows

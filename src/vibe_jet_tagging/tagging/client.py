@@ -1,10 +1,10 @@
-"""The tagger's requests: the server it talks to, the options of every call, and one call.
+"""The tagger's requests: what the server is, the options of every call, and one call.
 
-:class:`TaggerRequests` is the part of :class:`~.tagging.tagger.JetTagger` that talks
-to the model server: what the server reports about itself (asked once), the keyword arguments
-every model call carries (the output constraint the server takes, logprobs), and ``_ask``, one
-model call that retries a 200 whose body is no chat completion; and the quark probability
-the token logprobs give when the calls ask for them.
+:class:`RequestClient` talks to the model server for a tagger: it reads what the server(s)
+report about themselves once (``/v1/models``, ``/version``) and tells the pool which identity
+every answer must come from; it builds the keyword arguments every model call carries (the
+output constraint the server takes, logprobs); and :meth:`RequestClient.ask` makes one model
+call, asking again when a 200 carries no chat completion.
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_openai.chat_models.base import BaseChatOpenAI
 
-from ..servers.info import ServerInfo, fetch_pool_info
+from ..servers.info import ServerInfo, fetch_each, pool_info
+from ..servers.url import redact
 from .failures import MalformedResponseError
-from .model import DEFAULT_BASE_URL, reasoning_of
-from .parsing import COMPACT_LABEL_REGEX, ParsedLabel, label_response_format
+from .model import DEFAULT_BASE_URL
+from .parsing import COMPACT_LABEL_REGEX, label_response_format
 
-__all__ = ["TaggerRequests", "answered_fields", "logprob_quark_probability"]
+__all__ = ["RequestClient", "logprob_quark_probability"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,33 +64,30 @@ def logprob_quark_probability(message: BaseMessage) -> float | None:
     return None
 
 
-def answered_fields(outcome: ParsedLabel, message: AIMessage, usage: Any) -> dict[str, Any]:
-    """The fields of a labelled result: what the model stated and how it was read.
+class RequestClient:
+    """The server and the model calls of a tagger.
 
-    One place for the answers read over HTTP (the tagger) and from batch files.
+    Args:
+        model: the chat model (a :class:`~vibe_jet_tagging.tagging.model.ChatVLLM` for a
+            server, or any LangChain chat model).
+        structured_output: constrain each answer to the label's JSON.
+        logprobs: ask for token logprobs.
     """
-    return {
-        "label": outcome.label,
-        "quark_probability": outcome.quark_probability,
-        "logprob_quark_probability": logprob_quark_probability(message),
-        "parsed_by": outcome.step,
-        "answer": message.text,
-        "reasoning": reasoning_of(message),
-        "finish_reason": message.response_metadata.get("finish_reason"),
-        "usage": usage,
-    }
 
+    def __init__(self, model: BaseChatModel, *, structured_output: bool, logprobs: bool) -> None:
+        self.model = model
+        self.structured_output = structured_output
+        self.logprobs = logprobs
+        self._options: dict[str, Any] | None = None
+        self._info: ServerInfo | None = None
+        self._lock = threading.Lock()
 
-class TaggerRequests:
-    """The server and the model calls of a :class:`~.tagging.tagger.JetTagger`."""
+    # -- what the model is ----------------------------------------------------------------------
 
-    model: BaseChatModel
-    structured_output: bool
-    logprobs: bool
-    _call_options: dict[str, Any] | None
-    _server_info: ServerInfo | None
-    _server_lock: threading.Lock
-    _settings_key_value: str | None
+    @property
+    def served(self) -> bool:
+        """Whether the model is an OpenAI-compatible client of a server."""
+        return isinstance(self.model, BaseChatOpenAI)
 
     @property
     def model_name(self) -> str:
@@ -102,63 +100,108 @@ class TaggerRequests:
         return getattr(self.model, "reasoning_effort", None)
 
     @property
-    def effort(self) -> str | None:
-        """Alias of :attr:`reasoning_effort`."""
-        return self.reasoning_effort
+    def _pool(self) -> Any:
+        return getattr(self.model, "endpoint_pool", None)
+
+    @property
+    def _urls(self) -> list[str]:
+        """The servers' URLs, credentials included (for requests only)."""
+        pool = self._pool
+        if pool is not None:
+            return list(pool.base_urls)
+        return [getattr(self.model, "openai_api_base", None) or DEFAULT_BASE_URL]
 
     @property
     def base_url(self) -> str | None:
-        """The model server's URL."""
-        return getattr(self.model, "openai_api_base", None)
+        """The (first) server's URL as it may be shown (no password)."""
+        if not self.served:
+            return None
+        return redact(self._urls[0])
 
     @property
     def base_urls(self) -> list[str]:
-        """Every server the model spreads its requests over (one unless given a list)."""
-        pool = getattr(self.model, "endpoint_pool", None)
-        return pool.base_urls if pool is not None else [self.base_url or DEFAULT_BASE_URL]
+        """Every server the requests go to, as they may be shown (no password)."""
+        return [redact(url) or "" for url in self._urls]
 
     def endpoint_stats(self) -> list[dict[str, Any]]:
-        """Requests sent, answered and failed per server (several servers: see ``base_url``)."""
-        pool = getattr(self.model, "endpoint_pool", None)
-        return pool.stats() if pool is not None else []
+        """Requests sent, answered and failed per server (several servers only)."""
+        pool = self._pool
+        return pool.stats() if pool is not None and len(pool) > 1 else []
+
+    # -- what the server is ---------------------------------------------------------------------
 
     def server_info(self) -> ServerInfo | None:
         """What the server reports about itself (``/v1/models``, ``/version``), asked once.
 
         ``None`` for a chat model that is not an OpenAI-compatible client. Raises
-        :class:`~vibe_jet_tagging.errors.ServerError` when the server cannot be reached.
+        :class:`~vibe_jet_tagging.errors.ServerError` when no server can be read. The servers
+        read are verified for the pool; the others are read before their first answer.
         """
-        if self._server_info is None and isinstance(self.model, BaseChatOpenAI):
-            with self._server_lock:
-                if self._server_info is None:
-                    key = self.model.openai_api_key
-                    self._server_info = fetch_pool_info(
-                        self.base_urls,
-                        key.get_secret_value() if key is not None else None,
-                        self.model_name,
+        if self._info is None and self.served:
+            with self._lock:
+                if self._info is None:
+                    key = getattr(self.model, "openai_api_key", None)
+                    found = fetch_each(
+                        self._urls, key.get_secret_value() if key is not None else None
                     )
-        return self._server_info
+                    info = pool_info(found, self.model_name)
+                    identity = info.identity(self.model_name)
+                    pool = self._pool
+                    if pool is not None and identity is not None:
+                        answered = [
+                            url for url, got in found.items() if isinstance(got, ServerInfo)
+                        ]
+                        pool.expect(identity, verified=answered)
+                    self._info = info
+        return self._info
 
     def assume_server(self, info: ServerInfo) -> None:
         """Take ``info`` as what the server is, without asking it (offline batch files).
 
-        The cache keys and the requests depend on it, so only before the tagger made either.
+        The cache keys and the requests depend on it, so only before either was made.
         """
-        with self._server_lock:
-            if self._settings_key_value is not None or self._call_options is not None:
+        with self._lock:
+            if self._options is not None:
                 raise ValueError("assume_server: this tagger has made keys or requests already")
-            self._server_info = info
+            self._info = info
 
-    def _options(self) -> dict[str, Any]:
+    @property
+    def identity(self) -> str:
+        """Who answers: the verified server identity, or the chat model for one without a
+        server (reading the server if not done yet)."""
+        info = self.server_info()
+        if info is None:
+            return f"chat model {type(self.model).__name__} {self.model_name}"
+        found = info.identity(self.model_name)
+        return str(found) if found is not None else f"model {self.model_name}"
+
+    def key_identity(self) -> dict[str, Any] | None:
+        """What about the server shapes its answers, for the cache key: emulated or not, the
+        served weights, the output constraint sent (``None`` without a server)."""
+        info = self.server_info()
+        if info is None:
+            return None
+        card = info.card(self.model_name)
+        body = self.options().get("extra_body") or {}
+        constraint = next((c for c in ("structured_outputs", "response_format") if c in body), None)
+        return {
+            "emulated": info.emulated,
+            "root": None if card is None else card.root,
+            "constraint": constraint,
+        }
+
+    # -- the calls ------------------------------------------------------------------------------
+
+    def options(self) -> dict[str, Any]:
         """Keyword arguments of every model call (built once, after the server is known)."""
-        if self._call_options is not None:
-            return self._call_options
+        if self._options is not None:
+            return self._options
         options: dict[str, Any] = {}
         if self.structured_output:
             if isinstance(self.model, BaseChatOpenAI):
                 # In the body as is: ChatOpenAI would send a response_format through the SDK's
                 # slower `parse` path, which adds ~1 ms of CPU per request and gains nothing
-                # here (the answer is validated by instructor below).
+                # here (the answer is validated by the parser).
                 info = self.server_info()
                 if info is not None and info.structured_outputs:
                     # vLLM's grammar for a JSON schema allows any whitespace, which a small
@@ -172,35 +215,38 @@ class TaggerRequests:
                 options["response_format"] = label_response_format()
         if self.logprobs:
             options.update(logprobs=True, top_logprobs=5)
-        self._call_options = options
+        self._options = options
         return options
 
     @property
-    def _served(self) -> bool:
-        """Whether the model is an OpenAI-compatible client of a server."""
-        return isinstance(self.model, BaseChatOpenAI)
+    def constraint(self) -> str:
+        """``"regex"``, ``"response_format"`` or ``"none"``: what the requests carry."""
+        body = self.options().get("extra_body") or {}
+        if "structured_outputs" in body:
+            return "regex"
+        return "response_format" if "response_format" in body else "none"
 
-    async def _ask(
+    async def ask(
         self, messages: list[BaseMessage], config: RunnableConfig
     ) -> tuple[AIMessage, float]:
-        """One model call; a 200 whose body is no chat completion is retried like a 5xx.
+        """One model call and its seconds; a 200 whose body is no chat completion is retried.
 
         The OpenAI SDK retries 5xx, 429 and connection errors itself, but takes any 200 as an
         answer; a body that is not a chat completion (not JSON, no ``choices``...) then fails
         in the conversion. It is asked again up to the model's ``max_retries`` with the SDK's
         backoff, then raises :class:`MalformedResponseError` (an error of kind ``server``).
         """
-        options = self._call_options
+        options = self._options
         if options is None:
-            options = await asyncio.to_thread(self._options)
-        retries = (getattr(self.model, "max_retries", None) or 0) if self._served else 0
+            options = await asyncio.to_thread(self.options)
+        retries = (getattr(self.model, "max_retries", None) or 0) if self.served else 0
         start = time.perf_counter()
         for attempt in range(retries + 1):
             try:
                 message = await self.model.ainvoke(messages, config, **options)
                 break
             except _MALFORMED as exc:
-                if not self._served:
+                if not self.served:
                     raise
                 if attempt == retries:
                     said = " ".join(str(exc).split())[:200]
@@ -212,4 +258,6 @@ class TaggerRequests:
                     ) from exc
                 logger.info("malformed answer from %s, asking again: %s", self.base_url, exc)
                 await asyncio.sleep(_backoff(attempt))
+        if not isinstance(message, AIMessage):  # pragma: no cover - chat models give these
+            raise TypeError(f"the chat model gave a {type(message).__name__}, not an AIMessage")
         return message, time.perf_counter() - start

@@ -1,8 +1,10 @@
-"""How the tagger's failures become a jet's :class:`~vibe_jet_tagging.tagging.results.TagError`.
+"""How a failed request becomes a jet's :class:`~vibe_jet_tagging.tagging.results.TagError`.
 
-An error of the model server (the OpenAI SDK's), a failed look at the server (its
+An error of the model server (the OpenAI SDK's, or the pool's own: an answer over the size
+bound, a request two servers failed on, no server left), a failed look at the server (its
 ``/v1/models``), or a 200 whose body is no chat completion: each becomes the error of the jet
-that met it, with a kind the user can count and a message naming the server.
+that met it, with a kind the user can count and a message naming the server (never its
+password).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import openai
 
 from ..errors import ModelNotServedError, ServerError, ServersDisagreeError
+from ..servers.pool import AnswerTooLargeError, NoServerLeftError, RepeatedFailureError
+from ..servers.url import redact
 from .results import TagError
 
 __all__ = ["MalformedResponseError", "server_error", "server_info_error"]
@@ -24,10 +28,16 @@ def server_error(exc: openai.APIError, url: str | None) -> TagError:
 
     Names the server the failed request went to (with several servers, not always ``url``).
     """
+    if isinstance(exc, AnswerTooLargeError):
+        return TagError(kind="oversized", message=str(exc))
+    if isinstance(exc, RepeatedFailureError):
+        return TagError(kind="repeated_failure", message=str(exc))
+    if isinstance(exc, NoServerLeftError):
+        return TagError(kind="server", message=str(exc), status=409)
     request = getattr(exc, "request", None)
     if request is not None:
         url = str(request.url).removesuffix("/chat/completions")
-    where = f" at {url}" if url else ""
+    where = f" at {redact(url)}" if url else ""
     if isinstance(exc, openai.APITimeoutError):
         return TagError(kind="timeout", message=f"the model server{where} did not answer in time")
     if isinstance(exc, openai.APIConnectionError):

@@ -30,17 +30,18 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import openai
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_openai import ChatOpenAI
-from langchain_openai._compat import httpx  # the httpx flavour the openai SDK uses
 from langchain_openai.chat_models import base as _openai_base
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
-from ..config import DEFAULT_BASE_URL, DEFAULT_MODEL, Effort
+from .._compat.httpx import httpx
+from .._compat.langchain import ChatOpenAIHooks
+from ..config import DEFAULT_BASE_URL, DEFAULT_MODEL, Effort, Settings
 from ..errors import ConfigError, VJTError, one_line
 from ..servers.info import fetch_server_info
-from ..servers.pool import EndpointPool, PoolTransport
+from ..servers.pool import EndpointPool
+from ..servers.transport import DEFAULT_MAX_ANSWER_BYTES, PoolTransport
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -110,19 +111,6 @@ def _loop_safe_async_client() -> Any:
     return openai.DefaultAsyncHttpxClient(transport=_PerLoopTransport())
 
 
-def _reasoning_in(payload: dict[str, Any] | openai.BaseModel | None) -> str | None:
-    """The reasoning text of a message or delta (a dict or the SDK's object), either name."""
-    if not payload:
-        return None
-    # The SDK's objects keep fields they do not know as attributes.
-    read = payload.get if isinstance(payload, dict) else lambda name: getattr(payload, name, None)
-    for name in _REASONING_FIELDS:
-        text = read(name)
-        if isinstance(text, str) and text:
-            return text
-    return None
-
-
 def reasoning_of(message: BaseMessage) -> str | None:
     """The reasoning text ``ChatVLLM`` kept on ``message``, if any."""
     text = message.additional_kwargs.get(REASONING_KEY)
@@ -166,6 +154,7 @@ _FROM_SETTINGS: dict[str, tuple[str, ...]] = {
     "max_retries": ("max_retries",),
     "temperature": ("temperature",),
     "seed": ("seed",),
+    "max_answer_bytes": ("max_answer_bytes",),
 }
 
 
@@ -186,7 +175,7 @@ def _with_settings(kwargs: dict[str, Any]) -> dict[str, Any]:
     return filled
 
 
-class ChatVLLM(ChatOpenAI):
+class ChatVLLM(ChatOpenAIHooks):
     """``ChatOpenAI`` for vLLM reasoning models that keeps the reasoning text.
 
     Arguments not given come from the configuration (``VJT_*`` variables, ``OPENAI_BASE_URL``,
@@ -227,6 +216,15 @@ class ChatVLLM(ChatOpenAI):
         except ValidationError as exc:
             raise ConfigError(f"ChatVLLM: {one_line(exc)}") from None
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ChatVLLM:
+        """A ``ChatVLLM`` configured by ``settings`` (what ``vjt`` and ``JetTagger`` read)."""
+        values = {names[0]: getattr(settings, key) for key, names in _FROM_SETTINGS.items()}
+        urls = settings.base_urls
+        values["base_url"] = urls[0] if len(urls) == 1 else urls
+        values["api_key"] = settings.api_key.get_secret_value()
+        return cls(**values)
+
     @field_validator("temperature")
     @classmethod
     def _temperature_in_range(cls, value: float | None) -> float | None:
@@ -235,28 +233,46 @@ class ChatVLLM(ChatOpenAI):
         return value
 
     endpoint_pool: EndpointPool | None = Field(default=None, exclude=True)
-    """Set when ``base_url`` is a list of servers: requests spread over them (see
-    :class:`~vibe_jet_tagging.servers.pool.EndpointPool`)."""
+    """The server(s) the requests go to, each verified before it answers (see
+    :class:`~vibe_jet_tagging.servers.pool.EndpointPool`); ``None`` when the caller gave HTTP
+    clients of their own."""
+
+    max_answer_bytes: int | None = Field(default=DEFAULT_MAX_ANSWER_BYTES, ge=1)
+    """The largest response body read (default 1 MiB): a larger one is never read whole and
+    fails with :class:`~vibe_jet_tagging.servers.pool.AnswerTooLargeError`. ``None``: no bound."""
 
     @model_validator(mode="before")
     @classmethod
-    def _several_servers(cls, values: Any) -> Any:
-        """``base_url=[...]``: one client over several servers of the same model."""
+    def _servers(cls, values: Any) -> Any:
+        """One server or several (``base_url=[...]``), each verified before it answers.
+
+        The requests go through a :class:`~vibe_jet_tagging.servers.transport.PoolTransport`
+        over the server(s), unless the caller gave HTTP clients of their own.
+        """
         if not isinstance(values, dict):
             return values
         name = next((n for n in ("base_url", "openai_api_base") if n in values), None)
         urls = values.get(name) if name else None
-        if isinstance(urls, list | tuple):
-            if len(urls) == 1:
-                values[name] = urls[0]
-            else:
-                pool = EndpointPool(urls)
-                values = {**values, name: pool.base_urls[0], "endpoint_pool": pool}
-                values["http_async_client"] = openai.DefaultAsyncHttpxClient(
-                    transport=PoolTransport(pool, _PerLoopTransport())
-                )
-                values["http_client"] = openai.DefaultHttpxClient(transport=PoolTransport(pool))
-                values.setdefault("include_response_headers", True)  # which server answered
+        if isinstance(urls, list | tuple) and len(urls) == 1:
+            urls = urls[0]
+        if urls is None or "http_async_client" in values or "http_client" in values:
+            if isinstance(urls, list | tuple):
+                raise ValueError("several base URLs need the package's own HTTP clients")
+            return values
+        bound = values.get("max_answer_bytes", DEFAULT_MAX_ANSWER_BYTES)
+        bound = bound if isinstance(bound, int) and bound > 0 else DEFAULT_MAX_ANSWER_BYTES
+        pool = EndpointPool([urls] if isinstance(urls, str) else list(urls))
+        values = {**values, "endpoint_pool": pool}
+        if name is not None:
+            values[name] = pool.base_urls[0]
+        values["http_async_client"] = openai.DefaultAsyncHttpxClient(
+            transport=PoolTransport(pool, _PerLoopTransport(), max_answer_bytes=bound)
+        )
+        values["http_client"] = openai.DefaultHttpxClient(
+            transport=PoolTransport(pool, max_answer_bytes=bound)
+        )
+        if len(pool) > 1:
+            values.setdefault("include_response_headers", True)  # which server answered
         return values
 
     @model_validator(mode="after")
@@ -303,11 +319,9 @@ class ChatVLLM(ChatOpenAI):
         except openai.BadRequestError as exc:
             raise _explained(exc, self.openai_api_base) from exc
 
-    # -- the request body -------------------------------------------------------------------
+    # -- the request body and the reasoning (ChatOpenAI's conversions call these hooks) -------
 
-    def _get_request_payload(
-        self, input_: Any, *, stop: list[str] | None = None, **kwargs: Any
-    ) -> dict[str, Any]:
+    def adjust_payload(self, payload: dict[str, Any]) -> dict[str, Any]:
         """ChatOpenAI's payload, with the messages handed to the SDK in ``extra_body``.
 
         The openai SDK checks every request body against its TypedDicts before sending it,
@@ -318,51 +332,19 @@ class ChatVLLM(ChatOpenAI):
         the SDK merges into the JSON body as given, over the empty ``messages`` argument: the
         same body reaches the server without that walk.
         """
-        payload = super()._get_request_payload(input_, stop=stop, **kwargs)
         messages = payload.get("messages")
         if isinstance(messages, list) and messages:
             payload["extra_body"] = {**(payload.get("extra_body") or {}), "messages": messages}
             payload["messages"] = []
         return payload
 
-    # -- keeping the reasoning ----------------------------------------------------------------
-
-    def _create_chat_result(
-        self, response: dict | openai.BaseModel, generation_info: dict | None = None
-    ) -> ChatResult:
-        # The typed response goes to ChatOpenAI as it came: with_structured_output's
-        # json_schema mode reads ``message.parsed`` from it.
-        result = super()._create_chat_result(response, generation_info)
-        typed = isinstance(response, openai.BaseModel)
-        choices = getattr(response, "choices", None) if typed else response.get("choices")
-        for generation, choice in zip(result.generations, choices or [], strict=False):
-            message = getattr(choice, "message", None) if typed else choice.get("message")
-            reasoning = _reasoning_in(message)
-            if reasoning and isinstance(generation.message, AIMessage):
-                generation.message.additional_kwargs[REASONING_KEY] = reasoning
-        return result
-
-    def _convert_chunk_to_generation_chunk(
-        self, chunk: dict, default_chunk_class: type, base_generation_info: dict | None
-    ) -> ChatGenerationChunk | None:
-        generation = super()._convert_chunk_to_generation_chunk(
-            chunk, default_chunk_class, base_generation_info
-        )
-        choices = chunk.get("choices") or chunk.get("chunk", {}).get("choices") or []
-        if generation is not None and choices:
-            reasoning = _reasoning_in(choices[0].get("delta"))
-            if reasoning and isinstance(generation.message, AIMessageChunk):
-                generation.message.additional_kwargs[REASONING_KEY] = reasoning
-        return generation
-
-    def _get_generation_chunk_from_completion(
-        self, completion: openai.BaseModel
-    ) -> ChatGenerationChunk:
-        # The closing chunk of a structured-output stream repeats the whole completion; its
-        # reasoning already arrived delta by delta.
-        generation = super()._get_generation_chunk_from_completion(completion)
-        generation.message.additional_kwargs.pop(REASONING_KEY, None)
-        return generation
+    def message_extras(self, message: Any) -> dict[str, Any]:
+        """The reasoning text of a message or delta, under :data:`REASONING_KEY`."""
+        for name in _REASONING_FIELDS:
+            text = self.field(message, name)
+            if isinstance(text, str) and text:
+                return {REASONING_KEY: text}
+        return {}
 
 
 def served_models(base_url: str, api_key: str = "EMPTY", *, timeout: float = 10.0) -> list[str]:

@@ -11,7 +11,16 @@ from ..errors import VJTError
 from .model import reasoning_of
 from .parsing import Label, ParseStep
 
-__all__ = ["ErrorKind", "TagError", "TagResult", "TaggingError", "TransientTaggingError", "Usage"]
+__all__ = [
+    "SERVER_KINDS",
+    "ErrorKind",
+    "Origin",
+    "TagError",
+    "TagResult",
+    "TaggingError",
+    "TransientTaggingError",
+    "Usage",
+]
 
 ErrorKind = Literal[
     "parse",
@@ -23,10 +32,23 @@ ErrorKind = Literal[
     "rate_limit",
     "bad_request",
     "input",
+    "oversized",
+    "repeated_failure",
 ]
 """Why a jet has no label. ``parse``: the answer states none; ``truncated``: cut at
 ``max_tokens``; ``contradiction``: its label and quark probability disagree (after a re-ask);
-the others: the server or the jet's data."""
+``oversized``: the answer exceeded ``max_answer_bytes`` (never read whole, parsed or kept);
+``repeated_failure``: two servers in turn failed on the request (not sent to a third); the
+others: the server or the jet's data."""
+
+SERVER_KINDS = frozenset(
+    {"server", "timeout", "connection", "rate_limit", "bad_request", "repeated_failure"}
+)
+"""Error kinds that say a server failed (not the jet's data, not the model's answer)."""
+
+Origin = Literal["model", "imported"]
+"""Whose answer a result is: this user's run got it from the model (``model``), or it came
+from a results file the user chose to trust (``imported``)."""
 
 
 class Usage(BaseModel):
@@ -151,6 +173,14 @@ class TagResult(BaseModel):
     )
     cached: bool = Field(False, description="served from the cache or an identical request")
     error: TagError | None = None
+    identity: str | None = Field(
+        None, description="who answered: the verified identity of the server (model, weights)"
+    )
+    answer_digest: str | None = Field(None, description="digest of the answer text (signed)")
+    origin: Origin = Field("model", description="the model's answer to this run, or imported")
+    signature: str | None = Field(
+        None, description="this user's signature of the result (see store.provenance)"
+    )
 
     @property
     def ok(self) -> bool:

@@ -1,28 +1,28 @@
 """``JetTagger``: a LangChain Runnable that tags jets as quark or gluon with a reasoning LLM.
 
-One jet travels: cache lookup by key -> ``prompt`` (the template's LangChain prompt classes) ->
-``ChatVLLM`` -> ``parser`` (:class:`JetLabelParser`: instructor validation of JSON, the explicit
-decision of prose; one re-ask when it finds no label) -> :class:`TagResult` -> cache store.
+One jet travels: cache look-up (through the gate) -> ``prompt`` -> the model (one request per
+key in flight) -> the gate reads the answer (one re-ask when it finds no label) and admits it
+as a signed :class:`TagResult`, which it stores.
+
+The tagger is a composition of small parts, each built from its options
+(:mod:`.options`) and each with one job:
+
+- :class:`~.client.RequestClient`: what the server is, the options of every call, one call;
+- :class:`~.identity.KeyPolicy`: the settings key and each jet's cache key;
+- :class:`~.gate.AnswerGate`: the one place an answer becomes a result or a cache entry;
+- :class:`~.inflight.InFlight`: one request per key however often a batch repeats a jet;
+- :mod:`.batching`: chunks looked up together, a bounded number in flight.
 
 The async path is the only implementation: ``invoke`` and ``batch`` run it on a background
-event loop (see ``_sync``), so they also work inside Jupyter's running loop.
-
-This module holds the Runnable and one jet's path; the rest of ``JetTagger`` lives beside it:
-the batch path (:mod:`.tagger_batch`), the settings and cache keys (:mod:`.tagger_identity`),
-the server and the model calls (:mod:`.tagger_requests`), the errors' mapping
-(:mod:`.tagger_errors`).
+event loop (see :mod:`vibe_jet_tagging._sync`), so they also work inside Jupyter's loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-import weakref
-from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import openai
@@ -35,24 +35,31 @@ from langchain_core.runnables.config import (
     get_async_callback_manager_for_config,
     patch_config,
 )
+from typing_extensions import Unpack
 
-from .._sync import run_sync
-from ..config import SelectorName, api_settings
-from ..errors import ConfigError, ServerError
-from ..jets.formats import JetFormat
+from .._sync import iterate_sync, run_sync
+from ..errors import ServerError
 from ..jets.jet import Jet
 from ..servers.info import ServerInfo
-from ..servers.pool import SERVER_HEADER
+from ..servers.transport import SERVER_HEADER
 from ..store.cache import ResultCache
-from .batching import Pending, TaggerBatch, _served_from_cache
-from .client import answered_fields
+from . import batching
+from .batching import Pending
+from .client import RequestClient
 from .failures import MalformedResponseError, server_error, server_info_error
-from .model import ChatVLLM, Effort, reasoning_of
+from .gate import AnswerGate, Asked, OversizedAnswer
+from .identity import KeyPolicy
+from .inflight import InFlight
+from .options import TaggerOptions, resolve
 from .parser import JetLabelParser
 from .parsing import LabelParseError, ParsedLabel, reask_messages
 from .prompt import JetPromptTemplate
 from .results import TagError, TaggingError, TagResult, TransientTaggingError, Usage
-from .templates import Example, JetPrompt, PromptTemplateSpec
+from .templates import Example, JetPrompt
+
+if TYPE_CHECKING:
+    from ..scale.batchfiles import Reask
+    from ..scale.batchread import BatchOutput
 
 __all__ = ["JetInput", "JetTagger"]
 
@@ -61,188 +68,147 @@ logger = logging.getLogger(__name__)
 JetInput = Jet | np.ndarray | Mapping[str, Any]
 """A :class:`Jet`, an ``(n, 4)`` or zero-padded ``(M, 4)`` array, or a mapping with ``jet``."""
 
-_ARGUMENT_NAMES = {"effort": "reasoning_effort", "concurrency": "max_concurrency"}
-"""Settings given to ``JetTagger`` under another name (for error messages)."""
 
-
-class JetTagger(TaggerBatch, Runnable[JetInput, TagResult]):
+class JetTagger(Runnable[JetInput, TagResult]):
     """Tag jets as quark- or gluon-initiated with a reasoning LLM on a vLLM server.
 
-    Every argument left out (``None``) comes from the configuration, as ``vjt`` reads it:
-    ``VJT_*`` variables (``VJT_BASE_URL`` or ``OPENAI_BASE_URL``, ``VJT_MODEL``, ``VJT_EFFORT``,
-    ``VJT_MAX_TOKENS``, ``VJT_TIMEOUT``, ``VJT_MAX_RETRIES``, ``VJT_TEMPERATURE``, ``VJT_SEED``,
-    ``VJT_TEMPLATE``, ``VJT_SHOTS``, ``VJT_SELECTOR``, ``VJT_CONCURRENCY``,
-    ``VJT_STRUCTURED_OUTPUT``, ``VJT_CACHE_DIR``, ``VJT_API_KEY`` or ``OPENAI_API_KEY``), then
-    the config file (see :mod:`vibe_jet_tagging.config`), then the defaults below. An invalid
-    value raises :class:`~vibe_jet_tagging.errors.ConfigError` (a ``ValueError``) in one line.
+    ``JetTagger(model, **options)``: ``model`` is a model name served by vLLM (default
+    ``openai/gpt-oss-120b``) or any LangChain chat model (e.g. a configured
+    :class:`ChatVLLM`); ``options`` are :class:`~.options.TaggerOptions` (``base_url``,
+    ``reasoning_effort``, ``template``, ``cache``, ``max_concurrency``...). Every option left
+    out comes from the configuration as ``vjt`` reads it (``VJT_*`` variables, then the config
+    file, see :mod:`vibe_jet_tagging.config`), then the defaults. An invalid value raises
+    :class:`~vibe_jet_tagging.errors.ConfigError` (a ``ValueError``) in one line.
 
-    Args:
-        model: a model name served by vLLM (default ``openai/gpt-oss-120b``), or any LangChain
-            chat model (e.g. a configured :class:`ChatVLLM`).
-        base_url: the server's OpenAI-compatible URL (default ``http://localhost:8000/v1``),
-            or a list of servers of the same model: each request goes to the one with the
-            fewest in flight, and one that fails is set aside for a while
-            (:class:`~vibe_jet_tagging.servers.pool.EndpointPool`).
-        reasoning_effort: ``"low"``, ``"medium"`` (default) or ``"high"``; ``effort`` is an
-            alias kept for older code.
-        temperature, seed: sampling settings sent to the server (``seed`` also draws the
-            few-shot examples).
-        max_tokens, timeout, max_retries, api_key: request settings (see :class:`ChatVLLM`).
-        template: a template name from ``prompts/`` (default ``few_shot``), a path, a
-            :class:`PromptTemplateSpec`, or a :class:`JetPromptTemplate`.
-        examples: labelled jets for few-shot examples (default: the bundled sample).
-        format, shots, selector: override the template's jet format, number of examples and
-            example selector (``"balanced"`` or ``"nearest"``).
-        structured_output: send the :class:`JetLabel` JSON schema as ``response_format``
-            (default on; turn off for servers without structured outputs).
-        reask: re-ask once when the answer gives no label (JSON failing the schema, a label
-            contradicting the probability, prose without an explicit decision).
-        logprobs: request token logprobs and report a logprob-based quark probability.
-        cache: a :class:`ResultCache`, a folder, ``True`` for the default folder
-            (``<cache_dir>/results``), or ``None``/``False`` for none. The key leaves out the
-            server's URL (the same model anywhere gives the same answer) but holds what the
-            server is (see :attr:`settings_key`), so the emulated server's answers, or another
-            model's, are never served for this one.
-        refresh: ignore cached results (and overwrite them).
-        max_concurrency: requests in flight at once in ``abatch`` when the config sets none
-            (default 64).
+    The cache key leaves out the server's URL (the same model anywhere gives the same answer)
+    but holds what the server is (see :attr:`settings_key`), so the emulated server's answers,
+    or another model's, are never served for this one; and a cached answer is served only
+    when it verifies as this user's (see :mod:`vibe_jet_tagging.store.provenance`).
 
     Raises :class:`TaggingError` (with ``.result`` holding the error, raw answer and usage)
     when a jet gets no label; ``abatch(..., return_exceptions=True)`` returns them in place.
     ``tagger.prompt_template`` is the :class:`JetPromptTemplate` it formats with and
     ``tagger.parser`` the :class:`JetLabelParser` that reads the answers (both usable in any
-    chain, with any chat model), ``tagger.model`` the chat model.
+    chain, with any chat model), ``tagger.model`` the chat model; ``tagger.client``,
+    ``tagger.keys`` and ``tagger.gate`` are its parts.
     """
 
     def __init__(
-        self,
-        model: str | BaseChatModel | None = None,
-        *,
-        base_url: str | Sequence[str] | None = None,
-        reasoning_effort: Effort | None = None,
-        effort: Effort | None = None,
-        temperature: float | None = None,
-        seed: int | None = None,
-        max_tokens: int | None = None,
-        timeout: float | None = None,
-        max_retries: int | None = None,
-        api_key: str | None = None,
-        template: str | Path | PromptTemplateSpec | JetPromptTemplate | None = None,
-        examples: Any = None,
-        format: JetFormat | None = None,
-        shots: int | None = None,
-        selector: SelectorName | None = None,
-        structured_output: bool | None = None,
-        reask: bool = True,
-        logprobs: bool = False,
-        cache: ResultCache | str | Path | bool | None = True,
-        refresh: bool = False,
-        max_concurrency: int | None = None,
+        self, model: str | BaseChatModel | None = None, **options: Unpack[TaggerOptions]
     ) -> None:
-        if effort is not None and reasoning_effort is not None and effort != reasoning_effort:
-            raise ConfigError(
-                f"reasoning_effort={reasoning_effort!r} and effort={effort!r}: effort is an "
-                "alias of reasoning_effort; give one"
-            )
-        given_model = isinstance(model, BaseChatModel)
-        request = {
-            "base_url": base_url,
-            "temperature": temperature,
-            "max_tokens": max_tokens,
-            "timeout": timeout,
-            "max_retries": max_retries,
-            "api_key": api_key,
-        }
-        if given_model:
-            ignored = [name for name, value in request.items() if value is not None]
-            if reasoning_effort is not None or effort is not None:
-                ignored.append("reasoning_effort")
-            if ignored:
-                raise ConfigError(
-                    f"{', '.join(ignored)}: set these on the chat model passed as `model`"
-                )
-        if isinstance(template, JetPromptTemplate):
-            overrides = {"examples": examples, "format": format, "shots": shots}
-            clash = [k for k, v in {**overrides, "selector": selector}.items() if v is not None]
-            if clash:
-                raise ConfigError(
-                    f"{', '.join(clash)}: set these on the JetPromptTemplate passed as template"
-                )
-        settings = api_settings(
-            _ARGUMENT_NAMES,
-            model=None if given_model else model,
-            effort=reasoning_effort or effort,
-            seed=seed,
-            template=template if isinstance(template, str) else None,
-            shots=shots,
-            selector=selector,
-            structured_output=structured_output,
-            concurrency=max_concurrency,
-            **request,
-        )
-        if given_model:
-            self.model: BaseChatModel = model  # type: ignore[assignment]
-        else:
-            urls = settings.base_urls
-            self.model = ChatVLLM(
-                model=settings.model,
-                base_url=urls[0] if len(urls) == 1 else urls,
-                api_key=settings.api_key,
-                reasoning_effort=settings.effort,
-                temperature=settings.temperature,
-                seed=settings.seed,
-                max_completion_tokens=settings.max_tokens,
-                timeout=settings.timeout,
-                max_retries=settings.max_retries,
-            )
-        if isinstance(template, JetPromptTemplate):
-            self.prompt_template = template
-        else:
-            self.prompt_template = JetPromptTemplate(
-                settings.template if template is None or isinstance(template, str) else template,
-                examples=examples,
-                format=format,
-                shots=settings.shots,
-                selector=settings.selector,
-                seed=settings.seed or 0,
-            )
-        self.prompt: JetPrompt = self.prompt_template.jet_prompt
+        parts = resolve(model, options)
+        self.model: BaseChatModel = parts.model
+        self.prompt_template: JetPromptTemplate = parts.prompt_template
+        self.prompt: JetPrompt = parts.prompt_template.jet_prompt
         """The formatting under :attr:`prompt_template` (template, format, examples)."""
-        self.structured_output = settings.structured_output
-        self.reask = reask
-        self.logprobs = logprobs
-        self.refresh = refresh
-        self.max_concurrency = settings.concurrency
-        if cache is True:
-            folder = settings.cache_dir
-            cache = ResultCache(
-                folder / "results" if folder else None, shared=settings.shared_cache
-            )
-        elif isinstance(cache, str | Path):
-            cache = ResultCache(cache, shared=settings.shared_cache)
-        self.cache: ResultCache | None = cache if isinstance(cache, ResultCache) else None
-
-        self._call_options: dict[str, Any] | None = None
-        self._server_info: ServerInfo | None = None
-        self._server_lock = threading.Lock()
-        self._prompt = RunnableLambda(self.prompt_template.messages, name="prompt")
-        self.parser = JetLabelParser(name="parse_label")
-        self._settings_key_value: str | None = None
-        self._key_lock = threading.Lock()
-        self._inflight: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[str, asyncio.Future[TagResult]]
-        ] = weakref.WeakKeyDictionary()
-        self._stored: OrderedDict[str, None] = OrderedDict()
+        self.structured_output = parts.structured_output
+        self.reask = parts.reask
+        self.logprobs = parts.logprobs
+        self.max_concurrency = parts.max_concurrency
+        self.client = RequestClient(
+            parts.model, structured_output=parts.structured_output, logprobs=parts.logprobs
+        )
+        self.keys = KeyPolicy(
+            self.prompt,
+            self.client,
+            structured_output=parts.structured_output,
+            reask=parts.reask,
+            logprobs=parts.logprobs,
+        )
+        self.gate = AnswerGate(
+            keys=self.keys,
+            client=self.client,
+            parser=JetLabelParser(name="parse_label"),
+            template=self.prompt.template.name,
+            cache=parts.cache,
+            refresh=parts.refresh,
+            reask=parts.reask,
+            max_answer_bytes=parts.max_answer_bytes,
+        )
+        self._inflight = InFlight()
+        self._prompt_step = RunnableLambda(self.prompt_template.messages, name="prompt")
 
     def __repr__(self) -> str:
         cache = "None" if self.cache is None else repr(str(self.cache.directory))
-        pool = getattr(self.model, "endpoint_pool", None)
-        urls = self.base_url if pool is None else pool.base_urls
+        urls = self.base_urls if len(self.base_urls) > 1 else self.base_url
         return (
             f"JetTagger(model={self.model_name!r}, base_url={urls!r}, "
             f"reasoning_effort={self.reasoning_effort!r}, template={self.prompt.template.name!r}, "
             f"shots={self.prompt.shots}, cache={cache})"
         )
+
+    # -- what it is (read from its parts) -----------------------------------------------------
+
+    @property
+    def cache(self) -> ResultCache | None:
+        """The result cache (written only through :attr:`gate`)."""
+        return self.gate.cache
+
+    @property
+    def parser(self) -> JetLabelParser:
+        """The one parser of answers (the gate's): a :class:`JetLabelParser`."""
+        return self.gate.parser
+
+    @parser.setter
+    def parser(self, value: JetLabelParser) -> None:
+        self.gate.parser = value
+
+    @property
+    def refresh(self) -> bool:
+        """Ignore cached results (and overwrite them)."""
+        return self.gate.refresh
+
+    @refresh.setter
+    def refresh(self, value: bool) -> None:
+        self.gate.refresh = value
+
+    @property
+    def model_name(self) -> str:
+        """The served model's name."""
+        return self.client.model_name
+
+    @property
+    def reasoning_effort(self) -> str | None:
+        """The reasoning effort sent with each request."""
+        return self.client.reasoning_effort
+
+    @property
+    def effort(self) -> str | None:
+        """Alias of :attr:`reasoning_effort`."""
+        return self.client.reasoning_effort
+
+    @property
+    def base_url(self) -> str | None:
+        """The (first) server's URL, as it may be shown (no password)."""
+        return self.client.base_url
+
+    @property
+    def base_urls(self) -> list[str]:
+        """Every server the requests go to, as they may be shown."""
+        return self.client.base_urls
+
+    def endpoint_stats(self) -> list[dict[str, Any]]:
+        """Requests sent, answered and failed per server (several servers only)."""
+        return self.client.endpoint_stats()
+
+    def server_info(self) -> ServerInfo | None:
+        """What the server reports about itself (``/v1/models``, ``/version``), asked once."""
+        return self.client.server_info()
+
+    def assume_server(self, info: ServerInfo) -> None:
+        """Take ``info`` as what the server is, without asking it (offline batch files)."""
+        self.client.assume_server(info)
+
+    @property
+    def settings_key(self) -> str:
+        """The part of every cache key the settings make (see :class:`~.identity.KeyPolicy`)."""
+        return self.keys.settings_key
+
+    def key_for(self, jet: Jet, examples: Sequence[Example] | None = None) -> str:
+        """The cache key of ``jet`` under this tagger's settings (its examples included)."""
+        return self.keys.key_for(jet, examples)
+
+    # -- LangChain -----------------------------------------------------------------------------
 
     def with_retry(
         self,
@@ -268,45 +234,16 @@ class JetTagger(TaggerBatch, Runnable[JetInput, TagResult]):
     def get_name(self, suffix: str | None = None, *, name: str | None = None) -> str:
         return super().get_name(suffix, name=name or "JetTagger")
 
-    # -- one jet ---------------------------------------------------------------------------------
-
-    def _lookup(self, key: str, jet: Jet) -> TagResult | None:
-        if self.cache is None or self.refresh:
-            return None
-        hit = self.cache.get(key)
-        return None if hit is None else _served_from_cache(hit, jet)
-
-    def _result(self, jet: Jet, key: str, **fields: Any) -> TagResult:
-        return TagResult(
-            index=jet.index,
-            jet_key=jet.key,
-            key=key,
-            model=self.model_name,
-            effort=self.effort,
-            template=self.prompt.template.name,
-            settings=self._settings_key_value,  # None while the server could not be read
-            **fields,
-        )
+    # -- one jet -------------------------------------------------------------------------------
 
     async def _read(self, message: AIMessage, config: RunnableConfig, traced: bool) -> ParsedLabel:
-        """The label ``message`` states, read by :attr:`parser` (raises LabelParseError).
-
-        A child run only when a callback handler watches; otherwise a plain call.
-        """
-        if traced:
+        """The label ``message`` states: through the gate, as a child run when traced."""
+        if traced:  # tracing sees the parser step; the gate's bound is checked first
+            self.gate.check_size(message)
             return await self.parser.ainvoke(message, config)
-        return self.parser.read_message(message)
+        return self.gate.read(message)
 
-    async def _read_reask(
-        self, message: AIMessage, config: RunnableConfig, traced: bool
-    ) -> ParsedLabel:
-        """The label the answer to a re-ask states; only that answer counts, never the first."""
-        parsed = await self._read(message, config, traced)
-        if parsed.step == "schema":
-            parsed = parsed.model_copy(update={"step": "reask"})
-        return parsed
-
-    async def _atag(
+    async def _tag(
         self,
         jet: Jet,
         key: str,
@@ -314,11 +251,10 @@ class JetTagger(TaggerBatch, Runnable[JetInput, TagResult]):
         config: RunnableConfig,
         run_manager: AsyncCallbackManagerForChainRun | None,
     ) -> TagResult:
-        """Prompt, model call(s) and parsing for one jet (no cache).
+        """Prompt, model call(s) and the gate for one jet (no cache look-up).
 
         The prompt and parse steps run as child runs only when a callback handler watches
-        (tracing, ``astream_events``); otherwise they are plain calls, which saves the
-        Runnable machinery's overhead on every jet. No ``run_manager``: nothing watches.
+        (tracing, ``astream_events``); otherwise they are plain calls.
         """
         traced = False
         if run_manager is not None:
@@ -326,55 +262,39 @@ class JetTagger(TaggerBatch, Runnable[JetInput, TagResult]):
             traced = bool(child.handlers)
             config = patch_config(config, callbacks=child)
         if traced:
-            messages = await self._prompt.ainvoke(jet, config)
+            messages = await self._prompt_step.ainvoke(jet, config)
         else:
             messages = self.prompt.messages(jet, examples)
+        asked = Asked.of(jet, key)
         usage, latency = Usage(), 0.0
         message: AIMessage | None = None
         try:
-            message, latency = await self._ask(messages, config)
+            message, latency = await self.client.ask(messages, config)
             usage = Usage.from_message(message)
             try:
-                outcome = await self._read(message, config, traced)
+                parsed = await self._read(message, config, traced)
             except LabelParseError as exc:
-                if not self.reask or exc.reask is None:
+                if not self.gate.wants_reask(exc):
                     raise
-                retry = reask_messages(messages, message.text, exc.reask)
-                message, seconds = await self._ask(retry, config)
+                retry = reask_messages(messages, message.text, exc.reask)  # type: ignore[arg-type]
+                message, seconds = await self.client.ask(retry, config)
                 latency += seconds
                 usage = usage + Usage.from_message(message)
-                outcome = await self._read_reask(message, config, traced)
-        except LabelParseError as exc:
-            error = TagError(kind=exc.kind, message=str(exc), raw_answer=exc.raw)
+                parsed = self.gate.read_reask(message)
+        except (LabelParseError, OversizedAnswer) as exc:
+            error: TagError | LabelParseError = (
+                exc.error if isinstance(exc, OversizedAnswer) else exc
+            )
         except openai.APIError as exc:
-            error = server_error(exc, self.base_url)
+            error = server_error(exc, self.client.base_url)
         except MalformedResponseError as exc:
             error = TagError(kind="server", message=str(exc), status=200)
         except ServerError as exc:  # the server's /models could not be read
             error = server_info_error(exc)
         else:
-            return self._result(
-                jet,
-                key,
-                **answered_fields(outcome, message, usage),
-                latency=latency,
-                server=(message.response_metadata.get("headers") or {}).get(SERVER_HEADER)
-                or self.base_url,
-                cached=bool(message.response_metadata.get("cache_hit")),
-            )
-        failed = self._result(
-            jet,
-            key,
-            answer=None if message is None else message.text,
-            reasoning=None if message is None else reasoning_of(message),
-            finish_reason=None
-            if message is None
-            else message.response_metadata.get("finish_reason"),
-            usage=usage,
-            latency=latency,
-            error=error,
-        )
-        raise TaggingError(failed)
+            server = (message.response_metadata.get("headers") or {}).get(SERVER_HEADER)
+            return self.gate.admit(asked, parsed, message, usage, latency=latency, server=server)
+        raise TaggingError(self.gate.failed(asked, error, message, usage, latency))
 
     async def _arun(
         self,
@@ -383,29 +303,31 @@ class JetTagger(TaggerBatch, Runnable[JetInput, TagResult]):
         config: RunnableConfig,
         pending: Pending | None,
     ) -> TagResult:
-        """Cache lookup, then one request per key in flight (duplicates wait for it).
+        """Cache look-up, then one request per key in flight (duplicates wait for it).
 
         ``pending``: the jet's key and examples from a batch's look-up, which found nothing
         (only a key stored since then is looked up again).
         """
         if pending is None:
             try:
-                if self._settings_key_value is None:  # asks the server once: not on the loop
-                    await asyncio.to_thread(lambda: self.settings_key)
+                if self.keys.known is None:  # asks the server once: not on the loop
+                    await asyncio.to_thread(lambda: self.keys.settings_key)
                 examples = self.prompt.examples_for(jet)
-                key = self.key_for(jet, examples)
+                key = self.keys.key_for(jet, examples)
             except ServerError as exc:  # the server's /models could not be read
-                error = server_info_error(exc)
-                raise TaggingError(self._result(jet, "", error=error)) from None
+                failed = self.gate.failed(
+                    Asked(key="", jet_key=jet.key, index=jet.index), server_info_error(exc)
+                )
+                raise TaggingError(failed) from None
             looked_up = False
         else:
             key, examples = pending.key, pending.examples
-            looked_up = key not in self._stored
-        hit = None if looked_up else self._lookup(key, jet)
+            looked_up = not self.gate.stored_since(key)
+        hit = None if looked_up else self.gate.lookup(key, jet)
         if hit is not None:
             return hit
-        return await self._deduplicated(
-            key, jet, lambda: self._atag(jet, key, examples, config, run_manager)
+        return await self._inflight.run(
+            key, jet.index, lambda: self._tag(jet, key, examples, config, run_manager)
         )
 
     async def _run(self, jet: Jet, config: RunnableConfig, pending: Pending | None) -> TagResult:
@@ -437,3 +359,111 @@ class JetTagger(TaggerBatch, Runnable[JetInput, TagResult]):
     ) -> TagResult:
         """Tag one jet (sync; runs the async path on a background loop)."""
         return run_sync(self.ainvoke(input, config, **kwargs))
+
+    # -- many jets -----------------------------------------------------------------------------
+
+    async def abatch_as_completed(  # type: ignore[override]
+        self,
+        inputs: Sequence[JetInput],
+        config: RunnableConfig | Sequence[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> AsyncIterator[tuple[int, TagResult | Exception]]:
+        """Yield ``(position, result)`` as jets finish: cache hits first, then the rest.
+
+        Jets are prepared in chunks (coerced, keyed, looked up in the cache together); misses
+        run with at most ``max_concurrency`` in flight (the config's, else the tagger's), so
+        memory stays bounded for any number of jets. Identical jets cause one request. When
+        no callback handler watches (none in the config, no tracing, no ``track_usage``), a
+        jet is a plain call rather than a run of its own.
+        """
+        n = len(inputs)
+        if n == 0:
+            return
+        config_for, watched = batching.batch_configs(config, n)
+        limit = config_for(0).get("max_concurrency") or self.max_concurrency
+
+        def prepare(start: int) -> list[tuple[int, batching.Item]]:
+            return batching.prepare(
+                inputs, start, keys=self.keys, prompt=self.prompt, gate=self.gate
+            )
+
+        async def run(i: int, item: Jet | Pending) -> TagResult:
+            if isinstance(item, Jet):  # not keyed: the server could not be read
+                return await self._run(item, ensure_config(config_for(i)), None)
+            if watched:
+                return await self._run(item.jet, ensure_config(config_for(i)), item)
+            return await self._arun(item.jet, None, config_for(i), item)
+
+        async for finished in batching.as_completed(
+            n, prepare, run, limit=limit, return_exceptions=return_exceptions
+        ):
+            yield finished
+
+    async def abatch(
+        self,
+        inputs: Sequence[JetInput],
+        config: RunnableConfig | Sequence[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[TagResult | Any]:
+        """Tag many jets; results in input order (see :meth:`abatch_as_completed`)."""
+        results: list[Any] = [None] * len(inputs)
+        async for i, result in self.abatch_as_completed(
+            inputs, config, return_exceptions=return_exceptions
+        ):
+            results[i] = result
+        return results
+
+    def batch(
+        self,
+        inputs: Sequence[JetInput],
+        config: RunnableConfig | Sequence[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[TagResult | Any]:
+        """Tag many jets (sync; the async path on a background loop)."""
+        return run_sync(self.abatch(inputs, config, return_exceptions=return_exceptions))
+
+    def batch_as_completed(  # type: ignore[override]
+        self,
+        inputs: Sequence[JetInput],
+        config: RunnableConfig | Sequence[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> Iterator[tuple[int, TagResult | Exception]]:
+        """Tag many jets (sync), yielding ``(position, result)`` as they finish."""
+        yield from iterate_sync(
+            self.abatch_as_completed(inputs, config, return_exceptions=return_exceptions)
+        )
+
+    # -- offline batch files (see scale.batchfiles) -------------------------------------------
+
+    def batch_requests(
+        self, jets: Iterable[JetInput], *, reasks: Iterable[Reask] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Request lines for ``vllm run-batch`` / the OpenAI Batch API, one per jet to ask.
+
+        Each body is what this tagger sends its server over HTTP; ``custom_id`` is the cache
+        key. Cached jets and repeated keys are left out. Offline, say first what will answer:
+        ``tagger.assume_server(batchfiles.offline_server(...))``. With ``reasks`` (from
+        :meth:`read_batch_output`), the re-ask lines of those jets.
+        """
+        from ..scale.batchfiles import batch_requests
+
+        return batch_requests(self, jets, reasks=reasks)
+
+    def read_batch_output(
+        self, lines: Any, jets: Sequence[JetInput], *, cache: bool = True
+    ) -> BatchOutput:
+        """Results of ``jets`` from batch output lines (a file, files, or lines), read through
+        the gate as answers over HTTP are; failed lines are errors, re-asks are listed, and
+        the labels go to the cache once every line was read (see
+        :func:`~vibe_jet_tagging.scale.batchread.read_batch_output`)."""
+        from ..scale.batchread import read_batch_output
+
+        return read_batch_output(self, lines, jets, cache=cache)

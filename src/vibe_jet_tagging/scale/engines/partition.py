@@ -19,7 +19,8 @@ from typing import Any
 
 from ...errors import VJTError
 from ...jets.jet import Jet
-from ...store.rows import JsonlWriter, read_rows, result_row
+from ...store.rows import JsonlWriter, check_owned, numbered_rows, result_row
+from ...tagging.gate import RowRefused
 from ...tagging.tagger import JetTagger
 
 __all__ = ["PartitionSummary", "backend_of", "tag_to_jsonl"]
@@ -68,18 +69,26 @@ def backend_of(tagger: JetTagger) -> str | None:
 def _kept_rows(
     path: Path, tagger: JetTagger, jets: Sequence[Jet | Exception], indices: Sequence[int | None]
 ) -> dict[int, dict[str, Any]]:
-    """Rows of an earlier run to keep, by position: a label for the same jet and settings."""
+    """Rows of an earlier run to keep, by position: a label for the same jet and settings that
+    the tagger's gate admits (a row that does not verify is asked again)."""
+    check_owned(path)
     if not path.exists():
         return {}
     by_index = {}
-    for row in read_rows(path):
+    for number, row in numbered_rows(path):
         if row.get("label") is not None:
-            by_index[row.get("index")] = row
+            by_index[row.get("index")] = (f"{path} line {number}", row)
     kept = {}
     for p, (jet, index) in enumerate(zip(jets, indices, strict=True)):
-        earlier = by_index.get(index) or {}
-        if isinstance(jet, Jet) and earlier.get("key") == tagger.key_for(jet):
-            kept[p] = earlier
+        where, earlier = by_index.get(index) or ("", None)
+        if earlier is None or not isinstance(jet, Jet):
+            continue
+        try:
+            tagger.gate.admit_row(earlier, where=where, jet=jet)
+        except RowRefused as exc:
+            logger.info("%s", exc)
+            continue
+        kept[p] = earlier
     return kept
 
 

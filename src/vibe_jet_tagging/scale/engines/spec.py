@@ -9,19 +9,19 @@ partition or batch it gets, so its HTTP connections and cache stay open.
 
 from __future__ import annotations
 
-import inspect
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ...config import api_settings
+from ...tagging.options import TaggerOptions
 from ...tagging.tagger import JetTagger
 
 __all__ = ["TaggerSpec"]
 
 _PLAIN = (str, int, float, bool, type(None))
-_OPTIONS = frozenset(inspect.signature(JetTagger.__init__).parameters) - {"self", "model"}
+_OPTIONS = frozenset(TaggerOptions.__annotations__)
 _built: dict[TaggerSpec, JetTagger] = {}
 _lock = threading.Lock()
 

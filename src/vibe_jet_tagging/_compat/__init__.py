@@ -1,0 +1,13 @@
+"""Adapters around other libraries' private APIs: one module each, each held by a contract test.
+
+The package uses a handful of things other libraries do not promise to keep. Each is reached
+only through the module here that names it, and ``tests/unit/test_compat.py`` checks that the
+library still has it in the shape this code relies on, so an upgrade that moves it fails a test
+with a message naming it, not a user's run:
+
+- :mod:`.httpx`: which httpx flavour the installed openai SDK uses (``httpx`` or ``httpx2``);
+- :mod:`.asyncio`: chaining a task's outcome into a ``concurrent.futures.Future``;
+- :mod:`.diskcache`: diskcache's per-thread SQLite connection, for reading many keys at once;
+- :mod:`.langchain`: a chat generation's metadata, LangChain's beta warning class, and the
+  ``ChatOpenAI`` methods that convert responses (where the reasoning text is kept).
+"""

@@ -1,0 +1,28 @@
+"""The httpx flavour the installed openai SDK is built on: ``httpx2`` for openai >= 3, else httpx.
+
+Transports and clients handed to the SDK must come from the same library (langchain-openai
+resolves it the same way, in a private module of its own).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+import openai
+
+__all__ = ["httpx", "sdk_uses_httpx2"]
+
+
+def sdk_uses_httpx2() -> bool:
+    """Whether the installed openai SDK is built on ``httpx2`` (openai >= 3)."""
+    match = re.match(r"\D*(\d+)", str(getattr(openai, "__version__", "")))
+    return match is not None and int(match.group(1)) >= 3
+
+
+if TYPE_CHECKING:
+    import httpx  # httpx2 mirrors httpx's API
+elif sdk_uses_httpx2():
+    import httpx2 as httpx
+else:
+    import httpx
