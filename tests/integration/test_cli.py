@@ -281,7 +281,8 @@ def test_tag_resumes_after_sigkill_asking_only_for_missing_jets(tmp_path, fresh_
 
 
 @pytest.mark.slow
-def test_tag_ctrl_c_exits_130_and_leaves_whole_lines(tmp_path, fresh_emulator):
+@pytest.mark.parametrize(("stop", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_tag_ctrl_c_or_sigterm_exits_and_leaves_whole_lines(tmp_path, fresh_emulator, stop, status):
     server = fresh_emulator(ttft=0.02, itl=0.002)
     out = tmp_path / "out.jsonl"
     args = ["tag", "sample", "-o", out, "--base-url", server.base_url, "--effort", "low"]
@@ -291,9 +292,9 @@ def test_tag_ctrl_c_exits_130_and_leaves_whole_lines(tmp_path, fresh_emulator):
     try:
         wait_for_lines(out, 5, proc, freeze=server)
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop)
         stderr = communicate_or_dump(proc)
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == status, stderr
     assert "Traceback" not in stderr
     rows = read_jsonl(out)
     assert 5 <= len(rows) < 40

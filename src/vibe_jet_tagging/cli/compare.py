@@ -129,7 +129,7 @@ def compare(
                 path = out / f"results-{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}.jsonl"
                 tag_to_file(tagger, selection, path, backend=backend.kind, description=name)
             rows[name] = read_rows(path)
-            url = backend.url
+            url = backend.shown
     _compare_outputs(rows, dict(zip(names, grid, strict=True)), dataset, out, url)
 
 

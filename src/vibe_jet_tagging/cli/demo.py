@@ -73,7 +73,7 @@ def demo(
         )
         stats = tag_to_file(tagger, selection, results, backend=backend.kind, resume=False)
     report = evaluate_file(
-        results, out, "sample", server=backend.url, command=f"vjt demo --jets {jets}"
+        results, out, "sample", server=backend.shown, command=f"vjt demo --jets {jets}"
     )
     scores = ""
     m = report.get("metrics") or {}

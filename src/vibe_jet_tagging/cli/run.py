@@ -95,8 +95,15 @@ class Backend:
 
     @property
     def url(self) -> str:
-        """The (first) server's URL."""
+        """The (first) server's URL (for clients: it may hold a password)."""
         return self.urls[0]
+
+    @property
+    def shown(self) -> str:
+        """The (first) server's URL as it may be shown (no password)."""
+        from ..servers.url import redact
+
+        return redact(self.urls[0]) or ""
 
     @property
     def kind(self) -> str:
@@ -106,7 +113,7 @@ class Backend:
     def announce(self) -> None:
         """Say it on stderr when the answers will come from the emulated server."""
         if self.emulated:
-            say(f"[dim]emulated vLLM server on {escape(self.url)} ({_EMULATED})[/]")
+            say(f"[dim]emulated vLLM server on {escape(self.shown)} ({_EMULATED})[/]")
 
 
 @contextlib.contextmanager

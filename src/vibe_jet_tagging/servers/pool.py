@@ -12,9 +12,11 @@ Whose answers these are: the pool expects one :class:`~.info.ServerIdentity` (wh
 tagger read from ``/v1/models`` at the start, else what the first server checked says). A
 server that could not be read at the start, or that failed since (it may have been restarted,
 with other weights or as the emulated server), is read again (``/v1/models``, ``/version``)
-before its next request; one that now says it is someone else is set aside for the rest of
-the run, with one warning line. So every answer that reaches the client came from a server
-verified to be the expected one.
+before its next request; so is a server whose answer came over a connection it was not
+verified over (a server replaced between two requests drops its connections, and the client
+reconnects without seeing a failure). One that now says it is someone else is set aside for
+the rest of the run, with one warning line, and its answer is dropped. So every answer that
+reaches the client came from a server verified to be the expected one.
 
 Bounds the transport (:mod:`.transport`) keeps:
 
@@ -35,6 +37,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +86,9 @@ class Endpoint:
     foreign: str | None = None
     """Why it is set aside for good (it is not the expected server), or ``None``."""
     checking: bool = False
+    connections: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet, repr=False)
+    """The connections (network streams) this server was verified over: an answer that
+    comes over another one (the server may have been replaced) is checked first."""
     _parts: Any = field(default=None, repr=False)
 
     @property

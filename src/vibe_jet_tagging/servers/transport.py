@@ -45,27 +45,32 @@ DEFAULT_MAX_ANSWER_BYTES = 1 << 20
 """The default bound on one response body (1 MiB; gpt-oss at high effort writes ~10 kB)."""
 _FAILURES_KEPT = 4096
 
-Answer = tuple[int, bytes] | None
-"""What a GET gave: its status and body, or ``None`` when it failed."""
+Answer = tuple[int, bytes, Any] | None
+"""What a GET gave: its status, body and connection (network stream), or ``None``."""
 
 
 def _reading(endpoint: Endpoint, request: Any) -> Generator[Any, Answer, ServerInfo]:
     """Read what ``endpoint`` is: yields the GETs to send, gets their answers back.
 
-    Raises :class:`ServerError` when ``/v1/models`` gives no model list. The GETs carry the
-    request's own authorization.
+    Raises ``httpx.ConnectError`` when the server cannot be reached and :class:`ServerError`
+    when ``/v1/models`` gives no model list. The GETs carry the request's own authorization.
     """
     headers = {}
     if "authorization" in request.headers:
         headers["Authorization"] = request.headers["authorization"]
     models = yield httpx.Request("GET", models_url(endpoint.base_url), headers=headers)
     if models is None:
-        raise ServerError(f"cannot reach the model server at {endpoint.shown}", url=endpoint.shown)
+        raise httpx.ConnectError(f"cannot reach the model server at {endpoint.shown}")
     version = None
     if models[0] == 200:
         said = yield httpx.Request("GET", version_url(endpoint.base_url), headers=headers)
         version = said[1] if said is not None and said[0] == 200 else None
     return parse_server_info(endpoint.base_url, models[0], models[1], version)
+
+
+def _connection(response: Any) -> Any:
+    """The connection (network stream) a response came over, if the transport says."""
+    return (getattr(response, "extensions", None) or {}).get("network_stream")
 
 
 class _Bounded:
@@ -170,8 +175,11 @@ class PoolTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
 
     # -- a verified server for each request ----------------------------------------------------
 
-    def _checked(self, endpoint: Endpoint, outcome: ServerInfo | BaseException) -> bool:
-        """Whether ``endpoint`` may take the request, after reading it gave ``outcome``."""
+    def _checked(
+        self, endpoint: Endpoint, outcome: ServerInfo | BaseException, seen: list[Any]
+    ) -> bool:
+        """Whether ``endpoint`` may take the request, after reading it (over the connections
+        ``seen``) gave ``outcome``."""
         if isinstance(outcome, httpx.HTTPError | ServerError):
             self.pool.release(endpoint, ok=False)
             raise outcome
@@ -179,6 +187,9 @@ class PoolTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
             self.pool.release(endpoint, ok=None)
             raise outcome
         if self.pool.admit(endpoint, outcome):
+            for connection in seen:
+                if connection is not None:
+                    endpoint.connections.add(connection)
             return True
         self.pool.release(endpoint, ok=None)
         return False
@@ -194,7 +205,7 @@ class PoolTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
                 body += chunk
                 if len(body) > _INFO_BYTES:
                     break
-            return response.status_code, body
+            return response.status_code, body, _connection(response)
         finally:
             await response.aclose()
 
@@ -209,45 +220,61 @@ class PoolTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
                 body += chunk
                 if len(body) > _INFO_BYTES:
                     break
-            return response.status_code, body
+            return response.status_code, body, _connection(response)
         finally:
             response.close()
+
+    async def _aread_server(self, endpoint: Endpoint, request: Any) -> bool:
+        """Read ``endpoint`` now: whether it is the expected server (raises when unreadable)."""
+        reading, seen = _reading(endpoint, request), []
+        try:
+            step = next(reading)
+            while True:
+                answer = await self._aget(step)
+                seen.append(None if answer is None else answer[2])
+                step = reading.send(answer)
+        except StopIteration as done:
+            outcome: ServerInfo | BaseException = done.value
+        except BaseException as exc:
+            outcome = exc
+        return self._checked(endpoint, outcome, seen)
+
+    def _read_server(self, endpoint: Endpoint, request: Any) -> bool:
+        reading, seen = _reading(endpoint, request), []
+        try:
+            step = next(reading)
+            while True:
+                answer = self._get(step)
+                seen.append(None if answer is None else answer[2])
+                step = reading.send(answer)
+        except StopIteration as done:
+            outcome: ServerInfo | BaseException = done.value
+        except BaseException as exc:
+            outcome = exc
+        return self._checked(endpoint, outcome, seen)
 
     async def _averified(self, request: Any) -> Endpoint:
         for _ in range(len(self.pool) + 1):
             endpoint = self.pool.acquire()
-            if endpoint.verified:
-                return endpoint
-            reading = _reading(endpoint, request)
-            try:
-                step = next(reading)
-                while True:
-                    step = reading.send(await self._aget(step))
-            except StopIteration as done:
-                outcome: ServerInfo | BaseException = done.value
-            except BaseException as exc:
-                outcome = exc
-            if self._checked(endpoint, outcome):
+            if endpoint.verified or await self._aread_server(endpoint, request):
                 return endpoint
         return self.pool.acquire()  # every server just set aside: raises NoServerLeftError
 
     def _verified(self, request: Any) -> Endpoint:
         for _ in range(len(self.pool) + 1):
             endpoint = self.pool.acquire()
-            if endpoint.verified:
-                return endpoint
-            reading = _reading(endpoint, request)
-            try:
-                step = next(reading)
-                while True:
-                    step = reading.send(self._get(step))
-            except StopIteration as done:
-                outcome: ServerInfo | BaseException = done.value
-            except BaseException as exc:
-                outcome = exc
-            if self._checked(endpoint, outcome):
+            if endpoint.verified or self._read_server(endpoint, request):
                 return endpoint
         return self.pool.acquire()
+
+    @staticmethod
+    def _replaced(endpoint: Endpoint) -> httpx.ConnectError:
+        """The error for an answer from a server that is no longer the expected one (it was
+        released when found out); the SDK asks another server."""
+        return httpx.ConnectError(
+            f"the server at {endpoint.shown} changed ({endpoint.foreign}): its answer was "
+            "dropped"
+        )
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -304,6 +331,17 @@ class PoolTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
                 await response.aclose()
                 raise
             return self._answer(endpoint, request, response, _AsyncBounded, released=True)
+        connection = _connection(response)
+        if connection is not None and connection not in endpoint.connections:
+            try:
+                still = await self._aread_server(endpoint, request)
+            except BaseException:
+                await response.aclose()
+                raise
+            if not still:
+                await response.aclose()
+                raise self._replaced(endpoint)
+            endpoint.connections.add(connection)
         return self._answer(endpoint, request, response, _AsyncBounded)
 
     def handle_request(self, request: Any) -> Any:
@@ -329,6 +367,17 @@ class PoolTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
                 response.close()
                 raise
             return self._answer(endpoint, request, response, _SyncBounded, released=True)
+        connection = _connection(response)
+        if connection is not None and connection not in endpoint.connections:
+            try:
+                still = self._read_server(endpoint, request)
+            except BaseException:
+                response.close()
+                raise
+            if not still:
+                response.close()
+                raise self._replaced(endpoint)
+            endpoint.connections.add(connection)
         return self._answer(endpoint, request, response, _SyncBounded)
 
     async def aclose(self) -> None:

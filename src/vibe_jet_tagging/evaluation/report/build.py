@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ...store.rows import row_result
+from ...servers.url import redact
 from ...tagging.usage import Price, usage_totals
 from ..baselines import BASELINES
 from ..metrics import DEFAULT_INTERVAL_LEVEL
@@ -98,6 +99,7 @@ def _server(rows: Sequence[Mapping[str, Any]], kind: str, url: str | None) -> di
     urls = sorted({str(row["server"]) for row in rows if row.get("server")})
     if url is not None:
         urls = [url]
+    urls = [redact(u) or "" for u in urls]  # rows from older versions, a URL given
     return {
         "kind": kind,
         "urls": urls,
@@ -144,6 +146,7 @@ def _run_summary(
         "n_jets": len(rows),
         "n_labelled": totals.labelled,
         "n_errors": totals.errors,
+        "n_imported": sum(r.origin == "imported" for r in results if r.ok),
         "cache_hits": totals.cache_hits,
         "errors_by_kind": errors,
         "server_errors_by_kind": server_errors,
@@ -230,6 +233,17 @@ def _baseline_jets(plots: Sequence[Mapping[str, Any] | None], rows: Sequence[Any
     return truthful, f"all {len(truthful)} jets with a true label"
 
 
+def _imported_note(report: Mapping[str, Any], name: str) -> list[str]:
+    """A note when labels came from a file the user trusted, not from this user's runs."""
+    n = report.get("n_imported") or 0
+    if not n:
+        return []
+    return [
+        f"{name}: {n} of the {report['n_labelled']} labels are imported from a results file "
+        "the user chose to trust, not answers this user's runs received from the model"
+    ]
+
+
 def build_report(
     rows: Sequence[Mapping[str, Any]],
     dataset: Any = None,
@@ -270,7 +284,7 @@ def build_report(
         baselines={},
         baselines_left_out={},
         baselines_on=None,
-        notes=_notes_of(metrics, name),
+        notes=_notes_of(metrics, name) + _imported_note(report, name),
         _plot={"taggers": {} if plot is None else {name: plot}, "baselines": {}},
     )
     if dataset is not None and metrics is not None:
