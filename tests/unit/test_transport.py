@@ -206,8 +206,8 @@ def test_a_dropped_connection_mid_request_counts_as_a_failure_on_that_server():
 
 
 def test_refused_connections_are_no_repeated_failure():
-    inner = Scripted({h: {"info": models("/weights/m"),
-                          "chat": lambda r: (200, httpx.ConnectError("refused"))} for h in "ab"})  # fmt: skip
+    refused = {"chat": lambda r: (200, httpx.ConnectError("refused"))}
+    inner = Scripted({h: {"info": models("/weights/m"), **refused} for h in "ab"})
     pool = pool_of(*URLS[:2])
     transport = PoolTransport(pool, inner)
     for _ in range(3):

@@ -21,7 +21,7 @@ def sdk_uses_httpx2() -> bool:
 
 
 if TYPE_CHECKING:
-    import httpx  # httpx2 mirrors httpx's API
+    import httpx2 as httpx  # what the installed openai SDK (>= 3) is typed against
 elif sdk_uses_httpx2():
     import httpx2 as httpx
 else:

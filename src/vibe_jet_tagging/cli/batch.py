@@ -83,7 +83,7 @@ def _server_record(info: Any) -> dict[str, Any]:
     return {"base_url": info.base_url, "version": info.version, "models": models}
 
 
-def _tagger(manifest: dict[str, Any], folder: Path, *, cache: bool) -> tuple[Any, str]:
+def _tagger(manifest: dict[str, Any], folder: Path, *, cache: bool) -> tuple[Any, Any]:
     """The tagger of an export (checked to have its settings key), and its backend.
 
     It takes the server the manifest recorded as its own (none is asked).
@@ -332,7 +332,7 @@ def import_(
             writer.write(
                 result_row(
                     copy,
-                    index=copy.index,
+                    index=-1 if copy.index is None else copy.index,
                     truth=truth,
                     source=manifest["source"],
                     backend=backend,

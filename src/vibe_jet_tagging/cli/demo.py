@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -22,7 +22,7 @@ from .run import (
 )
 from .tagfile import tag_to_file
 
-_EMULATOR_DEMO_LATENCY = {"ttft": 0.02, "itl": 0.0002}
+_EMULATOR_DEMO_LATENCY: dict[str, Any] = {"ttft": 0.02, "itl": 0.0002}
 
 
 @app.command()

@@ -171,7 +171,10 @@ def make_tagger(
         folder = results_dir(cache_root(settings.cache_dir), emulated=backend.emulated)
         store = ResultCache(folder, shared=settings.shared_cache)
     options = options_from_settings(settings)
-    options.update(base_url=backend.urls, examples=examples, cache=store, refresh=refresh)
+    options["base_url"] = backend.urls
+    options["examples"] = examples
+    options["cache"] = store
+    options["refresh"] = refresh
     return JetTagger(settings.model, **options)
 
 

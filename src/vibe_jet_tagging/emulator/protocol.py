@@ -319,7 +319,7 @@ def _parse_tools(
         {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
     )
     assert format_ is not None
-    return name, format_
+    return str(name), format_
 
 
 def _is_function_tool(tool: Any) -> bool:

@@ -145,12 +145,14 @@ def _number(
         raise SchemaError(f"property {name!r}: minimum/maximum must be numbers")
     gluon_named = "gluon" in name
     counted = multiplicity is not None and ("multiplicit" in name or "constituent" in name)
+    want: float
+    alt: float
     if integer and counted:
-        want: float = float(multiplicity)  # type: ignore[arg-type]
-        alt: float = want
+        want = float(multiplicity or 0)
+        alt = want
     elif integer:
         want = int(is_quark != gluon_named)
-        alt: float = 1 - want
+        alt = 1 - want
     else:
         prob = 1 - p if gluon_named else p
         if "confidence" in name or "certainty" in name:
@@ -251,7 +253,7 @@ def instance_for_schema(
     if depth > _MAX_DEPTH:
         raise SchemaError("schema nests too deep")
     s = _resolve(schema, root)
-    sub = {
+    sub: dict[str, Any] = {
         "is_quark": is_quark,
         "quark_probability": quark_probability,
         "multiplicity": multiplicity,

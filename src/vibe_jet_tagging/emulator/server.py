@@ -30,7 +30,7 @@ import signal
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -266,7 +266,7 @@ class EmulatorApp:
         s, label = self.stats, f'model_name="{self.config.models[0]}"'
         lines: list[str] = []
 
-        def metric(name: str, kind: str, help_: str, values: dict[str, float]) -> None:
+        def metric(name: str, kind: str, help_: str, values: Mapping[str, float]) -> None:
             lines.append(f"# HELP {name} {help_}")
             lines.append(f"# TYPE {name} {kind}")
             for labels, value in values.items():
@@ -586,7 +586,7 @@ class EmulatorApp:
                 await asyncio.sleep(itl * (hi - lo))
             last = n == len(groups) - 1
             if kind == "reasoning":
-                delta = self._reasoning_fields("".join(reasoning[lo:hi]), config)
+                delta: dict[str, Any] = self._reasoning_fields("".join(reasoning[lo:hi]), config)
                 lp = None
             elif tool is not None:  # the arguments, after a first delta with id and name
                 call = {"index": 0, **_tool_call(tool, "".join(content[lo:hi]))}

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 import numpy as np
+from langchain_core.runnables import RunnableConfig
 from pydantic import ValidationError
 
 try:
@@ -248,7 +249,7 @@ class LocalLLMClassifier(ClassifierMixin, BaseEstimator):
                 self._kept.move_to_end(jet.key)
                 results[i] = kept.model_copy(update={"cached": True, "index": jet.index})
         if todo:
-            config: dict[str, Any] = {} if use_async else {"max_concurrency": 1}
+            config: RunnableConfig = {} if use_async else {"max_concurrency": 1}
             outcomes = await self.tagger_.abatch(
                 [jets[i] for i in todo], config, return_exceptions=True
             )

@@ -346,7 +346,8 @@ def evaluate_scores(
             intervals[name] = [float(v) for v in _interval(boot[key], level)]
         intervals["accuracy_best_cut"] = [float(v) for v in _interval(boot["accuracy_best"], level)]
         for name, key in (("rejection_at_30", "eps_g_30"), ("rejection_at_50", "eps_g_50")):
-            intervals[name] = _inverse(tuple(float(v) for v in _interval(boot[key], level)))
+            lo, hi = (float(v) for v in _interval(boot[key], level))
+            intervals[name] = _inverse((lo, hi))
         result["intervals"] = intervals
         if grid is not None:
             lo, hi = _interval(boot["eps_g_curve"], level)

@@ -270,7 +270,7 @@ class Jet:
         where = _where(index)
         try:
             y = data["y"] if "y" in data else data["rapidity"]
-            cols = [data["pt"], y, data["phi"]]
+            given = [data["pt"], y, data["phi"]]
         except KeyError as exc:
             raise ValueError(
                 f"{where}a jet mapping needs 'pt', 'y' (or 'rapidity') and 'phi'; "
@@ -278,7 +278,7 @@ class Jet:
             ) from None
         pid = data.get("pdgid", data.get("pid"))
         try:
-            cols = [np.atleast_1d(np.asarray(c, dtype=np.float64)) for c in cols]
+            cols = [np.atleast_1d(np.asarray(c, dtype=np.float64)) for c in given]
             cols.append(
                 np.zeros_like(cols[0])
                 if pid is None

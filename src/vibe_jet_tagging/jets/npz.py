@@ -112,7 +112,8 @@ def read_whole(zf: zipfile.ZipFile, member: NpyMember) -> NDArray[Any]:
             f"{format_size(MAX_WHOLE_BYTES)} read at once"
         )
     with zf.open(f"{member.name}.npy") as f:
-        return np.lib.format.read_array(f, allow_pickle=False)  # type: ignore[no-any-return]
+        array: np.ndarray = np.lib.format.read_array(f, allow_pickle=False)
+        return array
 
 
 class RowStream:

@@ -228,17 +228,20 @@ class BatchReader:
 
     def _first(self, key: str, line: _Line) -> TagResult | None:
         if line.error is not None:
-            return self._hold(self.gate.failed(self._asked(key), line.error))
+            self._hold_error(self.gate.failed(self._asked(key), line.error))
+            return None
         assert line.message is not None and line.body is not None
         message = line.message
         usage = Usage.from_message(message)
         try:
             parsed = self.gate.read(message)
         except OversizedAnswer as exc:
-            return self._hold(self.gate.failed(self._asked(key), exc.error, None, usage))
+            self._hold_error(self.gate.failed(self._asked(key), exc.error, None, usage))
+            return None
         except LabelParseError as exc:
             if not self.gate.wants_reask(exc):
-                return self._hold(self.gate.failed(self._asked(key), exc, message, usage))
+                self._hold_error(self.gate.failed(self._asked(key), exc, message, usage))
+                return None
             second = self.orphans.pop(key, None)
             if second is None:
                 self._firsts[key] = message
@@ -256,15 +259,18 @@ class BatchReader:
         self.reasks.pop(key, None)
         usage = Usage.from_message(first)
         if line.error is not None:
-            return self._hold(self.gate.failed(self._asked(key), line.error, first, usage))
+            self._hold_error(self.gate.failed(self._asked(key), line.error, first, usage))
+            return None
         assert line.message is not None
         usage = usage + Usage.from_message(line.message)
         try:  # only the answer to the re-ask counts
             parsed = self.gate.read_reask(line.message)
         except OversizedAnswer as exc:
-            return self._hold(self.gate.failed(self._asked(key), exc.error, None, usage))
+            self._hold_error(self.gate.failed(self._asked(key), exc.error, None, usage))
+            return None
         except LabelParseError as exc:
-            return self._hold(self.gate.failed(self._asked(key), exc, line.message, usage))
+            self._hold_error(self.gate.failed(self._asked(key), exc, line.message, usage))
+            return None
         return self._done(key, parsed, line.message, usage)
 
     def _done(self, key: str, parsed: Any, message: AIMessage, usage: Usage) -> TagResult:
@@ -279,7 +285,8 @@ class BatchReader:
         self._firsts.pop(key, None)
         return result
 
-    def _hold(self, result: TagResult) -> None:
+    def _hold_error(self, result: TagResult) -> None:
+        """Keep a failed result until :meth:`finish` (another line may answer its key)."""
         self._errors.setdefault(result.key, result)
 
 

@@ -272,8 +272,7 @@ class PoolTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
         """The error for an answer from a server that is no longer the expected one (it was
         released when found out); the SDK asks another server."""
         return httpx.ConnectError(
-            f"the server at {endpoint.shown} changed ({endpoint.foreign}): its answer was "
-            "dropped"
+            f"the server at {endpoint.shown} changed ({endpoint.foreign}): its answer was dropped"
         )
 
     # -- sending ------------------------------------------------------------------------------

@@ -168,7 +168,7 @@ def row_result(row: Mapping[str, Any]) -> TagResult:
     """
     error = None
     if row.get("error") is not None:
-        kind = row.get("error_kind") or "server"
+        kind: Any = row.get("error_kind") or "server"  # a kind this version may not know
         error = TagError.model_construct(kind=kind, message=str(row["error"]))
     requests = row.get("requests")
     return TagResult(

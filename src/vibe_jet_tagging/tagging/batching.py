@@ -13,7 +13,7 @@ import asyncio
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from langchain_core.runnables import RunnableConfig
@@ -73,7 +73,9 @@ def batch_configs(
                 category=RuntimeWarning,
                 stacklevel=4,
             )
-        rest = ensure_config({k: v for k, v in first.items() if k != "run_id"})  # type: ignore[misc]
+        rest = ensure_config(
+            cast(RunnableConfig, {k: v for k, v in first.items() if k != "run_id"})
+        )
     if not get_async_callback_manager_for_config(first).handlers:
         return (lambda i: rest), False
     return (lambda i: rest if i else first), True

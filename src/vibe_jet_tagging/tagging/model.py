@@ -140,7 +140,7 @@ def _explained(exc: openai.BadRequestError, url: str | None) -> openai.BadReques
         "or start vLLM with --enable-auto-tool-choice --tool-call-parser <parser> (openai "
         "for gpt-oss)"
     )
-    return ToolCallingUnavailableError(message, response=exc.response, body=exc.body)
+    return ToolCallingUnavailableError(message, response=exc.response, body=exc.body)  # type: ignore[call-arg]  # a BadRequestError's arguments
 
 
 # Settings (see ``config.Settings``) -> the ChatVLLM arguments that set them, first = alias.

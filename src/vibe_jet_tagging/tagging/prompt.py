@@ -71,7 +71,7 @@ class JetPromptTemplate(BaseChatPromptTemplate):
             )  # fmt: skip
         kwargs.setdefault("input_variables", ["jet"])
         kwargs.setdefault("input_types", {"jet": Any})
-        super().__init__(jet_prompt=jet_prompt, **kwargs)
+        super().__init__(jet_prompt=jet_prompt, **kwargs)  # type: ignore[call-arg]  # our field
 
     @classmethod
     def is_lc_serializable(cls) -> bool:

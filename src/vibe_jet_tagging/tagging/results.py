@@ -109,7 +109,7 @@ class Usage(BaseModel):
             input_tokens=int(meta.get("input_tokens") or 0),
             cached_input_tokens=None if cached is None else int(cached),
             output_tokens=output,
-            reasoning_tokens=int(reported),
+            reasoning_tokens=int(reported or 0),
             reasoning_estimated=estimated and output > 0,
             requests=1,
         )

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,6 +35,7 @@ from langchain_core.runnables.config import (
     get_async_callback_manager_for_config,
     patch_config,
 )
+from langchain_core.runnables.retry import ExponentialJitterParams
 from typing_extensions import Unpack
 
 from .._sync import iterate_sync, run_sync
@@ -213,9 +214,10 @@ class JetTagger(Runnable[JetInput, TagResult]):
     def with_retry(
         self,
         *,
-        retry_if_exception_type: tuple[type[BaseException], ...] = (TransientTaggingError,),
+        retry_if_exception_type: tuple[type[BaseException], ...]
+        | Callable[[BaseException], bool] = (TransientTaggingError,),
         wait_exponential_jitter: bool = True,
-        exponential_jitter_params: Any = None,
+        exponential_jitter_params: ExponentialJitterParams | None = None,
         stop_after_attempt: int = 3,
     ) -> Runnable[JetInput, TagResult]:
         """Retry jets whose error can pass: connection errors, timeouts, 429 and 5xx.

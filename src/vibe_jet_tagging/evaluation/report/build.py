@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from ...store.rows import row_result
 from ...servers.url import redact
+from ...store.rows import row_result
 from ...tagging.usage import Price, usage_totals
 from ..baselines import BASELINES
 from ..metrics import DEFAULT_INTERVAL_LEVEL
@@ -92,7 +92,7 @@ def _backend_of(rows: Sequence[Mapping[str, Any]]) -> str:
     kinds = {row.get("backend") for row in rows} - {None}
     if not kinds:
         return "unknown"
-    return kinds.pop() if len(kinds) == 1 else "mixed"
+    return str(kinds.pop()) if len(kinds) == 1 else "mixed"
 
 
 def _server(rows: Sequence[Mapping[str, Any]], kind: str, url: str | None) -> dict[str, Any]:

@@ -32,7 +32,7 @@ __all__ = ["plot_context", "write_plots"]
 logger = logging.getLogger(__name__)
 
 DPI = 150
-_TAGGER_STYLES = [
+_TAGGER_STYLES: list[dict[str, Any]] = [
     {"color": "C0", "ls": "-", "marker": "o"},
     {"color": "C3", "ls": (0, (6, 2)), "marker": "s"},
     {"color": "C4", "ls": (0, (2, 1.5)), "marker": "D"},

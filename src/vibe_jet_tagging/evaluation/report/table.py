@@ -53,7 +53,7 @@ def _decimals(error: float) -> int:
 
 def fmt_fraction(value: float | None, interval: Any = None) -> str:
     """An AUC, accuracy or efficiency: ``0.826 ± 0.029``, or ``1.00 (0.79–1.00)`` if lopsided."""
-    if not _finite(value):
+    if value is None or not _finite(value):
         return DASH
     if not interval or not all(_finite(v) for v in interval):
         return f"{value:.3f}"
