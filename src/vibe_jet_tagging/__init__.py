@@ -25,7 +25,7 @@ _EXPORTS = {
     "load_jets": "jets.dataset",
     "load_sample": "jets.dataset",
     "JetFormat": "jets.formats",
-    "JetPrompt": "tagging.templates",
+    "JetPrompt": "tagging.prompt",
     "JetPromptTemplate": "tagging.prompt",
     "list_templates": "tagging.templates",
     "load_template": "tagging.templates",
@@ -40,7 +40,7 @@ _EXPORTS = {
     "TransientTaggingError": "tagging.results",
     "Usage": "tagging.results",
     "ResultCache": "store.cache",
-    "DiskLLMCache": "store.cache",
+    "DiskLLMCache": "store.llm_cache",
     "UsageCallback": "tagging.usage",
     "track_usage": "tagging.usage",
     "usage_totals": "tagging.usage",
@@ -73,12 +73,13 @@ if TYPE_CHECKING:
     from .jets.dataset import JetDataset, load_jets, load_sample
     from .jets.formats import JetFormat
     from .jets.jet import Jet
-    from .store.cache import DiskLLMCache, ResultCache
+    from .store.cache import ResultCache
+    from .store.llm_cache import DiskLLMCache
     from .tagging.model import ChatVLLM
     from .tagging.parser import JetLabelParser
     from .tagging.parsing import JetLabel, LabelParseError, parse_label
-    from .tagging.prompt import JetPromptTemplate
+    from .tagging.prompt import JetPrompt, JetPromptTemplate
     from .tagging.results import TaggingError, TagResult, TransientTaggingError, Usage
     from .tagging.tagger import JetTagger
-    from .tagging.templates import JetPrompt, list_templates, load_template
+    from .tagging.templates import list_templates, load_template
     from .tagging.usage import UsageCallback, track_usage, usage_totals

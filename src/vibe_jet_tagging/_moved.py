@@ -21,7 +21,7 @@ __all__ = ["MOVED", "install"]
 
 _PACKAGE = __name__.rpartition(".")[0]
 
-MOVED: dict[str, str] = {
+MOVED: dict[str, str | tuple[str, ...]] = {
     "data": "jets.dataset",
     "sources": "jets.sources",
     "npz": "jets.npz",
@@ -30,7 +30,7 @@ MOVED: dict[str, str] = {
     "server_info": "servers.info",
     "endpoints": "servers.pool",
     "chain": "tagging.tagger",
-    "prompts": "tagging.templates",
+    "prompts": ("tagging.templates", "tagging.prompt", "tagging.examples"),
     "prompt_template": "tagging.prompt",
     "model": "tagging.model",
     "output_parser": "tagging.parser",
@@ -41,7 +41,7 @@ MOVED: dict[str, str] = {
     "parsing.schema": "tagging.parsing.schema",
     "results": "tagging.results",
     "usage": "tagging.usage",
-    "cache": "store.cache",
+    "cache": ("store.cache", "store.folder", "store.llm_cache"),
     "filesystems": "store.filesystems",
     "merging": "store.merging",
     "batchfiles": "scale.batchfiles",
@@ -62,23 +62,27 @@ MOVED: dict[str, str] = {
     "report.table": "evaluation.report.table",
     "classifier": "estimator.classifier",
 }
-"""Old module (relative to the package) -> where it lives now."""
+"""Old module (relative to the package) -> where its names live now (first that has one)."""
 
 
 class _StandIn(types.ModuleType):
     """An old module path: every name is read from the module that holds it now."""
 
-    def __init__(self, name: str, target: str) -> None:
-        super().__init__(name, f"Moved to {target} (this path works until the next release).")
-        self.__target = target
+    def __init__(self, name: str, targets: tuple[str, ...]) -> None:
+        super().__init__(name, f"Moved to {', '.join(targets)} (works until the next release).")
+        self.__targets = targets
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
-        return getattr(importlib.import_module(self.__target), name)
+        for target in self.__targets:
+            module = importlib.import_module(target)
+            if hasattr(module, name):
+                return getattr(module, name)
+        raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
 
     def __dir__(self) -> list[str]:
-        return dir(importlib.import_module(self.__target))
+        return sorted({n for t in self.__targets for n in dir(importlib.import_module(t))})
 
 
 class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -94,14 +98,15 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
         old = spec.name[len(_PACKAGE) + 1 :]
-        target = f"{_PACKAGE}.{MOVED[old]}"
+        moved = MOVED[old]
+        targets = tuple(f"{_PACKAGE}.{t}" for t in ((moved,) if isinstance(moved, str) else moved))
         warnings.warn(
-            f"{spec.name} moved to {target}; the old path works until the next release "
+            f"{spec.name} moved to {targets[0]}; the old path works until the next release "
             f"(public names: `from {_PACKAGE} import ...`)",
             DeprecationWarning,
             stacklevel=2,
         )
-        return _StandIn(spec.name, target)
+        return _StandIn(spec.name, targets)
 
     def exec_module(self, module: types.ModuleType) -> None:
         if module.__spec__ is not None and module.__spec__.submodule_search_locations is not None:

@@ -16,7 +16,8 @@ from langchain_core.messages import convert_to_openai_messages
 
 from vibe_jet_tagging.jets.dataset import load_sample
 from vibe_jet_tagging.jets.formats import FORMAT_NAMES, JetFormat
-from vibe_jet_tagging.tagging.templates import JetPrompt, list_templates
+from vibe_jet_tagging.tagging.prompt import JetPrompt
+from vibe_jet_tagging.tagging.templates import list_templates
 
 SAMPLE = load_sample()
 POOL = SAMPLE[2000:2400]

@@ -11,14 +11,9 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from vibe_jet_tagging.errors import VJTError
 from vibe_jet_tagging.jets import Jet
 from vibe_jet_tagging.jets.formats import DEFAULT_MAX_PARTICLES, FORMAT_NAMES, JetFormat, render_jet
-from vibe_jet_tagging.tagging.templates import (
-    BalancedExampleSelector,
-    JetPrompt,
-    NearestExampleSelector,
-    TemplateNotFoundError,
-    list_templates,
-    load_template,
-)
+from vibe_jet_tagging.tagging.examples import BalancedExampleSelector, NearestExampleSelector
+from vibe_jet_tagging.tagging.prompt import JetPrompt
+from vibe_jet_tagging.tagging.templates import TemplateNotFoundError, list_templates, load_template
 
 SHIPPED = {"zero_shot", "few_shot", "few_shot_nearest", "observables_guided", "physics_primer"}
 

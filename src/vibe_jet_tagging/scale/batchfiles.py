@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from ..tagging.client import RequestClient
     from ..tagging.gate import AnswerGate
     from ..tagging.identity import KeyPolicy
-    from ..tagging.templates import JetPrompt
+    from ..tagging.prompt import JetPrompt
 
 __all__ = [
     "BATCH_URL",

@@ -1,7 +1,9 @@
 """Where results are kept: the result cache, the LangChain cache, results files, merging.
 
-- :mod:`.cache`: :class:`ResultCache` (parsed results per cache key) and :class:`DiskLLMCache`
-  (a LangChain ``BaseCache`` for any chat model), on diskcache with JSON entries only;
+- :mod:`.cache`: :class:`ResultCache`, parsed results per cache key (written by the gate only);
+- :mod:`.llm_cache`: :class:`DiskLLMCache`, a LangChain ``BaseCache`` for any chat model;
+- :mod:`.folder`: a cache folder of this user's alone, diskcache with JSON entries only;
+- :mod:`.provenance`: the per-user key that signs results, so later runs can verify them;
 - :mod:`.rows`: results files (JSONL rows), written whole-line by :class:`JsonlWriter`;
 - :mod:`.merging`: the parts of one run merged into one file;
 - :mod:`.filesystems`: which filesystems SQLite cannot lock.
@@ -13,7 +15,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "DiskLLMCache": "cache",
+    "DiskLLMCache": "llm_cache",
     "ResultCache": "cache",
 }
 
@@ -30,4 +32,5 @@ def __getattr__(name: str) -> Any:  # names are imported on first use: importing
 
 
 if TYPE_CHECKING:
-    from .cache import DiskLLMCache, ResultCache
+    from .cache import ResultCache
+    from .llm_cache import DiskLLMCache

@@ -26,10 +26,11 @@ from langchain_core.runnables.config import (
 from ..errors import ServerError
 from ..jets.dataset import JetDataset
 from ..jets.jet import Jet
+from .examples import Example
 from .gate import AnswerGate
 from .identity import KeyPolicy
+from .prompt import JetPrompt
 from .results import TagResult
-from .templates import Example, JetPrompt
 
 __all__ = ["CHUNK", "Item", "Pending", "as_completed", "batch_configs", "coerced", "prepare"]
 

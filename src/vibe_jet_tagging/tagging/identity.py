@@ -20,8 +20,9 @@ from langchain_core.language_models import BaseChatModel
 from .._compat.langchain import llm_string
 from ..jets.jet import Jet
 from .client import RequestClient
+from .examples import Example
 from .parsing import PARSER_VERSION, SCHEMA_VERSION
-from .templates import Example, JetPrompt
+from .prompt import JetPrompt
 
 __all__ = ["KeyPolicy"]
 

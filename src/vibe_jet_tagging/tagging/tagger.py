@@ -47,6 +47,7 @@ from ..store.cache import ResultCache
 from . import batching
 from .batching import Pending
 from .client import RequestClient
+from .examples import Example
 from .failures import MalformedResponseError, server_error, server_info_error
 from .gate import AnswerGate, Asked, OversizedAnswer
 from .identity import KeyPolicy
@@ -54,9 +55,8 @@ from .inflight import InFlight
 from .options import TaggerOptions, resolve
 from .parser import JetLabelParser
 from .parsing import LabelParseError, ParsedLabel, reask_messages
-from .prompt import JetPromptTemplate
+from .prompt import JetPrompt, JetPromptTemplate
 from .results import TagError, TaggingError, TagResult, TransientTaggingError, Usage
-from .templates import Example, JetPrompt
 
 if TYPE_CHECKING:
     from ..scale.batchfiles import Reask
