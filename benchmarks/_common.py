@@ -94,11 +94,14 @@ def server_pid(server: Any) -> int:
 def sdk_payload(tagger: Any, jet: Jet) -> dict[str, Any]:
     """The chain's request for ``jet`` as an ``AsyncOpenAI`` user passes it to ``create``.
 
-    The chain's own payload (``_get_request_payload``: messages, constraint, effort, limits);
+    The chain's own payload (:func:`vibe_jet_tagging._compat.langchain.request_payload`:
+    messages, constraint, effort, limits);
     ``ChatVLLM`` hands the messages to the SDK in ``extra_body`` (sparing the SDK's walk of
     them), which a bare SDK user does not do: they go back into ``messages`` here.
     """
-    payload = tagger.model._get_request_payload(tagger.prompt.messages(jet), **tagger._options())
+    from vibe_jet_tagging._compat.langchain import request_payload
+
+    payload = request_payload(tagger.model, tagger.prompt.messages(jet), **tagger.client.options())
     extra = dict(payload.pop("extra_body", None) or {})
     payload["messages"] = extra.pop("messages", None) or payload["messages"]
     if extra:
