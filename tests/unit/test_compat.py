@@ -20,6 +20,7 @@ from langchain_openai import ChatOpenAI
 from vibe_jet_tagging._compat import asyncio as compat_asyncio
 from vibe_jet_tagging._compat import diskcache as compat_diskcache
 from vibe_jet_tagging._compat import langchain as compat_langchain
+from vibe_jet_tagging._compat import openai as compat_openai
 from vibe_jet_tagging._compat.httpx import httpx, sdk_uses_httpx2
 
 
@@ -93,3 +94,49 @@ def test_the_httpx_flavour_is_the_one_the_sdk_builds_its_clients_from():
         client = openai.DefaultAsyncHttpxClient()
     assert isinstance(client, httpx.AsyncClient)
     assert sdk_uses_httpx2() == (httpx.__name__ == "httpx2")
+
+
+@pytest.mark.parametrize(
+    ("owner", "name"),
+    [(owner, name) for owner, names in compat_openai.PRIVATE.items() for name in names],
+)
+def test_the_openai_sdk_still_has_each_private_name_the_direct_call_uses(owner, name):
+    import importlib
+
+    module, _, cls = owner.rpartition(".")
+    holder = getattr(importlib.import_module(module), cls)
+    client = openai.AsyncOpenAI(api_key="x", base_url="http://127.0.0.1:9/v1")
+    found = hasattr(holder, name) or (isinstance(client, holder) and hasattr(client, name))
+    assert found, f"the openai SDK no longer has {owner}.{name}"
+
+
+@pytest.mark.parametrize("name", compat_langchain.USED)
+def test_langchain_openai_still_has_each_private_name_the_direct_call_uses(name):
+    from langchain_openai.chat_models import base
+
+    model = ChatOpenAI(model="m", api_key="x", base_url="http://127.0.0.1:9/v1")
+    assert hasattr(model, name) or callable(getattr(base, name, None)), name
+
+
+def test_the_body_is_built_in_the_order_create_builds_it():
+    """create's body dict is written in its parameters' order (checked on its source)."""
+    from openai.resources.chat.completions.completions import AsyncCompletions
+
+    source = inspect.getsource(AsyncCompletions.create)
+    body = source[source.index('"/chat/completions"') :]
+    positions = [body.find(f'"{name}": {name}') for name in compat_openai._order()]
+    assert -1 not in positions, "create no longer writes its body field by field"
+    assert positions == sorted(positions), "create writes its body in another order"
+
+
+def test_only_plain_payloads_take_the_direct_call():
+    plain = {"model": "m", "stream": False, "messages": [], "reasoning_effort": "low",
+             "extra_body": {"messages": [{"role": "user", "content": "x"}]}}  # fmt: skip
+    assert compat_openai.direct_fields(plain)
+    assert not compat_openai.direct_fields({**plain, "stream": True})
+    assert not compat_openai.direct_fields({**plain, "tools": [{"type": "function"}]})
+    assert not compat_openai.direct_fields({**plain, "response_format": {"type": "json"}})
+    assert not compat_openai.direct_fields({**plain, "not_a_field": 1})
+    assert not compat_openai.direct_fields({**plain, "temperature": float("nan")})
+    body = compat_openai.chat_body({**plain, "temperature": 0.5})
+    assert body.startswith(b'{"messages":[{"role":"user","content":"x"}],"model":"m",')

@@ -5,6 +5,12 @@
   :meth:`~ChatOpenAIHooks.adjust_payload`). langchain-openai drops provider fields such as
   vLLM's ``message.reasoning`` and declined to keep them (see STACK_NOTES); a subclass that
   overrides these conversions is the only way in.
+- :meth:`ChatOpenAIHooks.adirect`: ``ainvoke``'s message for a call nobody watches, made
+  without LangChain's run machinery and the SDK's per-call models (~2 ms of CPU per call): the
+  payload is ``ChatOpenAI``'s own, sent byte for byte as the SDK sends it
+  (:mod:`.openai`), and the answer is converted by ``ChatOpenAI``'s own conversion, from the
+  JSON body rather than from the SDK's ``ChatCompletion`` model. Errors are the ones
+  ``ChatOpenAI`` raises (its ``_handle_openai_*`` conversions).
 - :func:`request_payload` and :func:`message_of_response`: the body ``ChatOpenAI`` would send
   and the message it would make of a response body (offline batch files use both).
 - :func:`llm_string`: how LangChain's caches name a chat model's settings.
@@ -13,15 +19,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from typing import Any, ClassVar
 
 import openai
+import orjson
 from langchain_core._api.beta_decorator import LangChainBetaWarning
+from langchain_core.globals import get_llm_cache
 from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.chat_models import _gen_info_and_msg_metadata
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
+from langchain_openai.chat_models import base as _openai_base
+
+from .openai import chat_body, direct_fields, plain_client, send_chat
 
 __all__ = [
     "ChatOpenAIHooks",
@@ -38,6 +50,16 @@ HOOKED = (
     "_get_generation_chunk_from_completion",
 )
 """The private ``ChatOpenAI`` methods :class:`ChatOpenAIHooks` overrides (contract-tested)."""
+
+USED = (
+    "_agenerate",
+    "_use_responses_api",
+    "root_async_client",
+    "_handle_openai_bad_request",
+    "_handle_openai_api_error",
+)
+"""Other private names of ``ChatOpenAI`` (and its module) :meth:`ChatOpenAIHooks.adirect`
+relies on (contract-tested)."""
 
 
 def _field(payload: Any, name: str) -> Any:
@@ -70,6 +92,82 @@ class ChatOpenAIHooks(ChatOpenAI):
     def field(message: Any, name: str) -> Any:
         """A field of a message or delta (a dict or the SDK's object), or ``None``."""
         return _field(message, name)
+
+    # -- ainvoke for a call nobody watches ------------------------------------------------------
+
+    direct_agenerate: ClassVar[Any] = None
+    """The ``_agenerate`` whose behaviour :meth:`adirect` stands for: a subclass that overrides
+    ``_agenerate`` otherwise (or the conversions) gets ``ainvoke`` (``None``: ChatOpenAI's)."""
+
+    def direct_possible(self) -> bool:
+        """Whether :meth:`adirect` may answer for ``ainvoke`` with this model's settings: no
+        LangChain cache, rate limiter or streaming in play, Chat Completions as ``ChatOpenAI``
+        converts them, and no subclass conversion :meth:`adirect` would skip."""
+        cls = type(self)
+        expected = cls.direct_agenerate or _openai_base.BaseChatOpenAI._agenerate
+        return (
+            (self.cache is False or (self.cache is None and get_llm_cache() is None))
+            and self.rate_limiter is None
+            and not self.streaming
+            and self.output_version in (None, "v0")
+            and self.use_responses_api is not True
+            and getattr(cls, "_agenerate", None) is expected
+            and cls._create_chat_result is ChatOpenAIHooks._create_chat_result
+            and cls._get_request_payload is ChatOpenAIHooks._get_request_payload
+            and plain_client(self.root_async_client)
+        )
+
+    def direct_transport(self) -> Any:
+        """The transport under the async HTTP client, when the model made that client itself
+        (:meth:`adirect` then hands it the request, unless the client has hooks since)."""
+        return None
+
+    async def adirect(self, messages: list[BaseMessage], **kwargs: Any) -> AIMessage | None:
+        """The message ``ainvoke(messages, **kwargs)`` gives, for a call no callback handler
+        watches; ``None`` when this call must go through ``ainvoke`` (see
+        :meth:`direct_possible`, and a payload with fields the SDK would transform).
+
+        The caller checks that no callback handler watches (LangChain's runs, tracing and
+        usage callbacks see nothing of this call).
+        """
+        if not self.direct_possible():
+            return None
+        payload = self._get_request_payload(messages, **kwargs)
+        if (
+            not direct_fields(payload)
+            or "response_format" in payload
+            or self._use_responses_api(payload)
+        ):
+            return None
+        try:
+            response = await send_chat(
+                self.root_async_client, chat_body(payload), transport=self.direct_transport()
+            )
+        except openai.BadRequestError as exc:
+            _openai_base._handle_openai_bad_request(exc)
+            raise  # pragma: no cover - the handler always raises
+        except openai.APIError as exc:
+            _openai_base._handle_openai_api_error(exc)
+            raise  # pragma: no cover
+        body = orjson.loads(response.content)  # not JSON: a ValueError, as ChatOpenAI's
+        info: dict[str, Any] = {}
+        if self.include_response_headers:
+            info["headers"] = dict(response.headers)
+        result = self._create_chat_result(body, info)
+        generation = result.generations[0] if result.generations else None
+        message = None if generation is None else generation.message
+        if generation is None or not isinstance(message, AIMessage):
+            raise ValueError("the response has no message")
+        # As the SDK's ChatCompletionMessage gives it to ChatOpenAI.
+        sent = ((body.get("choices") or [{}])[0] or {}).get("message")
+        if isinstance(sent, dict):
+            message.additional_kwargs.setdefault("refusal", sent.get("refusal"))
+        message.id = f"lc_run--{uuid.uuid4()}-0"
+        message.response_metadata = {
+            **(result.llm_output or {}),
+            **_gen_info_and_msg_metadata(generation),
+        }
+        return message
 
     # -- ChatOpenAI's private methods, overridden here only ----------------------------------
 

@@ -249,8 +249,14 @@ class EndpointPool:
             return [e.as_dict() for e in self.endpoints]
 
     def route(self, request: Any, endpoint: Endpoint) -> None:
-        """Point ``request`` (built for the first URL) at ``endpoint``."""
+        """Point ``request`` (built for the first URL) at ``endpoint``.
+
+        A request already built for ``endpoint`` (one server, or the first) is left as it is:
+        rebuilding its URL costs more than the rest of the pool's work per request.
+        """
         parts = endpoint._parts
-        request.url = request.url.copy_with(scheme=parts.scheme, host=parts.hostname,
-                                            port=parts.port)  # fmt: skip
+        url = request.url
+        if (url.scheme, url.host, url.port) == (parts.scheme, parts.hostname, parts.port):
+            return
+        request.url = url.copy_with(scheme=parts.scheme, host=parts.hostname, port=parts.port)
         request.headers["Host"] = parts.netloc.rpartition("@")[2]

@@ -227,7 +227,7 @@ class RequestClient:
         return "response_format" if "response_format" in body else "none"
 
     async def ask(
-        self, messages: list[BaseMessage], config: RunnableConfig
+        self, messages: list[BaseMessage], config: RunnableConfig, *, watched: bool = True
     ) -> tuple[AIMessage, float]:
         """One model call and its seconds; a 200 whose body is no chat completion is retried.
 
@@ -235,15 +235,21 @@ class RequestClient:
         answer; a body that is not a chat completion (not JSON, no ``choices``...) then fails
         in the conversion. It is asked again up to the model's ``max_retries`` with the SDK's
         backoff, then raises :class:`MalformedResponseError` (an error of kind ``server``).
+
+        ``watched=False`` (no callback handler sees this call): a ``ChatVLLM`` answers through
+        :meth:`~vibe_jet_tagging._compat.langchain.ChatOpenAIHooks.adirect`, the same request
+        and message without LangChain's run machinery; otherwise ``ainvoke``.
         """
         options = self._options
         if options is None:
             options = await asyncio.to_thread(self.options)
         retries = (getattr(self.model, "max_retries", None) or 0) if self.served else 0
+        direct = None if watched else getattr(self.model, "adirect", None)
         start = time.perf_counter()
         for attempt in range(retries + 1):
             try:
-                message = await self.model.ainvoke(messages, config, **options)
+                found = None if direct is None else await direct(messages, **options)
+                message = found or await self.model.ainvoke(messages, config, **options)
                 break
             except _MALFORMED as exc:
                 if not self.served:

@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import openai
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai.chat_models import base as _openai_base
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -39,6 +39,7 @@ from .._compat.httpx import httpx
 from .._compat.langchain import ChatOpenAIHooks
 from ..config import DEFAULT_BASE_URL, DEFAULT_MODEL, Effort, Settings
 from ..errors import ConfigError, VJTError, one_line
+from ..servers.aio import AiohttpTransport
 from ..servers.info import fetch_server_info
 from ..servers.pool import EndpointPool
 from ..servers.transport import DEFAULT_MAX_ANSWER_BYTES, PoolTransport
@@ -237,6 +238,9 @@ class ChatVLLM(ChatOpenAIHooks):
     :class:`~vibe_jet_tagging.servers.pool.EndpointPool`); ``None`` when the caller gave HTTP
     clients of their own."""
 
+    pool_transport: PoolTransport | None = Field(default=None, exclude=True)
+    """The async client's transport over :attr:`endpoint_pool` (``None``: the caller's)."""
+
     max_answer_bytes: int | None = Field(default=DEFAULT_MAX_ANSWER_BYTES, ge=1)
     """The largest response body read (default 1 MiB): a larger one is never read whole and
     fails with :class:`~vibe_jet_tagging.servers.pool.AnswerTooLargeError`. ``None``: no bound."""
@@ -265,9 +269,9 @@ class ChatVLLM(ChatOpenAIHooks):
         values = {**values, "endpoint_pool": pool}
         if name is not None:
             values[name] = pool.base_urls[0]
-        values["http_async_client"] = openai.DefaultAsyncHttpxClient(
-            transport=PoolTransport(pool, _PerLoopTransport(), max_answer_bytes=bound)
-        )
+        transport = PoolTransport(pool, AiohttpTransport(), max_answer_bytes=bound)
+        values["http_async_client"] = openai.DefaultAsyncHttpxClient(transport=transport)
+        values["pool_transport"] = transport
         values["http_client"] = openai.DefaultHttpxClient(
             transport=PoolTransport(pool, max_answer_bytes=bound)
         )
@@ -303,6 +307,16 @@ class ChatVLLM(ChatOpenAIHooks):
     async def _agenerate(self, *args: Any, **kwargs: Any) -> ChatResult:
         try:
             return await super()._agenerate(*args, **kwargs)
+        except openai.BadRequestError as exc:
+            raise _explained(exc, self.openai_api_base) from exc
+
+    def direct_transport(self) -> Any:
+        """The pool's transport, under the async client this model made itself."""
+        return self.pool_transport
+
+    async def adirect(self, messages: list[BaseMessage], **kwargs: Any) -> AIMessage | None:
+        try:
+            return await super().adirect(messages, **kwargs)
         except openai.BadRequestError as exc:
             raise _explained(exc, self.openai_api_base) from exc
 
@@ -345,6 +359,9 @@ class ChatVLLM(ChatOpenAIHooks):
             if isinstance(text, str) and text:
                 return {REASONING_KEY: text}
         return {}
+
+
+ChatVLLM.direct_agenerate = ChatVLLM._agenerate  # adirect stands for its errors too
 
 
 def served_models(base_url: str, api_key: str = "EMPTY", *, timeout: float = 10.0) -> list[str]:

@@ -271,7 +271,7 @@ class JetTagger(Runnable[JetInput, TagResult]):
         usage, latency = Usage(), 0.0
         message: AIMessage | None = None
         try:
-            message, latency = await self.client.ask(messages, config)
+            message, latency = await self.client.ask(messages, config, watched=traced)
             usage = Usage.from_message(message)
             try:
                 parsed = await self._read(message, config, traced)
@@ -279,7 +279,7 @@ class JetTagger(Runnable[JetInput, TagResult]):
                 if not self.gate.wants_reask(exc):
                     raise
                 retry = reask_messages(messages, message.text, exc.reask)  # type: ignore[arg-type]
-                message, seconds = await self.client.ask(retry, config)
+                message, seconds = await self.client.ask(retry, config, watched=traced)
                 latency += seconds
                 usage = usage + Usage.from_message(message)
                 parsed = self.gate.read_reask(message)
