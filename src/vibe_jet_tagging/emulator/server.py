@@ -125,6 +125,10 @@ class Stats:
     generation_tokens: int = 0
     reasoning_tokens: int = 0
     started: float = field(default_factory=time.time)
+    first_request_at: float | None = None
+    """When the first chat request since the reset came in (``time.time()``)."""
+    last_answer_at: float | None = None
+    """When the last chat request since the reset ended (answered or failed)."""
 
 
 class EmulatorApp:
@@ -168,11 +172,14 @@ class EmulatorApp:
     def _finish(self, outcome: str, status: int) -> None:
         self.stats.outcomes[outcome] += 1
         self.stats.status_codes[status] += 1
+        self.stats.last_answer_at = time.time()
 
     def stats_dict(self) -> dict[str, Any]:
         s = self.stats
         return {
             "requests_total": s.requests_total,
+            "first_request_at": s.first_request_at,
+            "last_answer_at": s.last_answer_at,
             "outcomes": dict(s.outcomes),
             "status_codes": {str(k): v for k, v in s.status_codes.items()},
             "finish_reasons": dict(s.finish_reasons),
@@ -334,6 +341,8 @@ class EmulatorApp:
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         self.stats.requests_total += 1
+        if self.stats.first_request_at is None:
+            self.stats.first_request_at = time.time()
         config = self.config
         try:
             try:

@@ -54,15 +54,24 @@ def _classes() -> tuple[type, type]:
     - The connector notes each request's connection (see :data:`_CONNECTION`): aiohttp
       releases a connection as soon as a small body is in, before the caller sees the
       response, so the response cannot say which connection it came over; the connector can.
-    - A connector left open when its event loop ends (a background loop at exit, a loop
-      closed without ``shutdown_asyncgens``) closes its connections when collected, without
-      the "Unclosed connector" lines aiohttp would print then.
+    - A connector left open (its transport dropped, a background loop at exit, a loop closed
+      without ``shutdown_asyncgens``) closes its connections when collected, without the
+      "Unclosed connector" or "Unclosed client session" lines aiohttp would print then.
     """
     global _CLASSES
     if _CLASSES is None:
         import aiohttp
 
         class Connector(aiohttp.TCPConnector):
+            owner: weakref.ref[Any] | None = None
+
+            @property
+            def closed(self) -> bool:
+                # Once the transport that owns it is gone, its session counts as closed: no
+                # "Unclosed client session" when collected (this connector closes itself).
+                owner = self.owner
+                return bool(super().closed) or (owner is not None and owner() is None)
+
             async def connect(self, req: Any, traces: Any, timeout: Any) -> Any:  # noqa: ASYNC109
                 connection = await super().connect(req, traces, timeout)
                 noted = _CONNECTION.get()
@@ -195,10 +204,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         import aiohttp
 
         session_class, connector_class = _classes()
+        connector = connector_class(
+            limit=self.limit, keepalive_timeout=self.keepalive, ttl_dns_cache=300
+        )
+        connector.owner = weakref.ref(self)
         session = session_class(
-            connector=connector_class(
-                limit=self.limit, keepalive_timeout=self.keepalive, ttl_dns_cache=300
-            ),
+            connector=connector,
             auto_decompress=False,  # httpx decodes the body by its headers
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
             cookie_jar=aiohttp.DummyCookieJar(),

@@ -45,6 +45,18 @@ def _as_examples(pool: Any) -> list[Example]:
     if pool is None:
         return []
     labels = getattr(pool, "labels", None)
+    if labels is not None and hasattr(pool, "jets_or_errors"):
+        # A data set: its jets read a block at a time (the same jets as one by one, ~7x
+        # less CPU), each label checked once here rather than by pydantic per example.
+        values = np.asarray(labels).tolist()
+        if not set(values) <= {0, 1}:
+            raise VJTError("few-shot examples need labels 0 (gluon) or 1 (quark)")
+        out = []
+        for jet, label in zip(pool.jets_or_errors(), values, strict=True):
+            if isinstance(jet, ValueError):
+                raise jet
+            out.append(Example.model_construct(jet=jet, label=int(label)))
+        return out
     if labels is not None and hasattr(pool, "__getitem__"):
         return [Example(jet=pool[i], label=int(labels[i])) for i in range(len(pool))]
     if labels is None and hasattr(pool, "labels"):
