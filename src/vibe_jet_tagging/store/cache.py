@@ -16,6 +16,7 @@ import inspect
 import json
 import logging
 import sqlite3
+import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -25,7 +26,7 @@ import diskcache
 from pydantic import ValidationError
 
 from .._compat import diskcache as diskcache_sql
-from ..tagging.results import TagError, TagResult, Usage
+from ..tagging.results import TagError, TagResult, Usage, defer_reasoning
 from .folder import (
     CACHE_ERRORS,
     JSONOnlyDisk,
@@ -84,16 +85,29 @@ def _decode_result(text: str) -> TagResult:
     return _decode_any_layout(text)
 
 
+_SAME_FOR_MANY = ("model", "effort", "template", "settings", "server", "identity",
+                  "finish_reason", "parsed_by", "label", "origin")  # fmt: skip
+"""Fields whose text most results of a run share: one string object for all of them."""
+
+
 def _shared_fields(result: TagResult) -> TagResult:
-    """``result`` with the one set of field names every complete result shares.
+    """``result`` with the one set of field names every complete result shares, and one
+    string object for each text many results share (:data:`_SAME_FOR_MANY`).
 
     pydantic gives each model its own set of the fields given (~2 KB for a result, ~0.7 KB
-    for its usage); a stored result gives them all, so one shared set says the same.
+    for its usage); a stored result gives them all, so one shared set says the same. Each
+    decoded string is an object of its own (~60-90 bytes); interned, a run's results share
+    them.
     """
     if result.__pydantic_fields_set__ == _RESULT_FIELDS:
         object.__setattr__(result, "__pydantic_fields_set__", _RESULT_FIELDS)
     if result.usage.__pydantic_fields_set__ == _USAGE_FIELDS:
         object.__setattr__(result.usage, "__pydantic_fields_set__", _USAGE_FIELDS)
+    fields = result.__dict__
+    for name in _SAME_FOR_MANY:
+        value = fields.get(name)
+        if type(value) is str:
+            fields[name] = sys.intern(value)
     return result
 
 
@@ -191,11 +205,13 @@ class ResultCache(Store):
             return None
         return None if text is None else self._decoded(key, text)
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, TagResult]:
+    def get_many(self, keys: Iterable[str], *, reasoning: bool = True) -> dict[str, TagResult]:
         """The stored results among ``keys``, read together (a query per 500 keys).
 
         Every call gives new result objects, the caller's to change. Unreadable entries are
-        misses, as for :meth:`get`.
+        misses, as for :meth:`get`. ``reasoning=False``: the results read their reasoning
+        text from this cache only when asked for it (see
+        :func:`~vibe_jet_tagging.tagging.results.defer_reasoning`).
         """
         if self._cache is None:
             return {}
@@ -204,6 +220,8 @@ class ResultCache(Store):
             for key, text in _read_many(self._cache, list(dict.fromkeys(keys))):
                 result = self._decoded(key, text)
                 if result is not None:
+                    if not reasoning:
+                        defer_reasoning(result, self)
                     found[key] = result
         except sqlite3.DatabaseError as exc:
             self._give_up("cannot be read", exc)

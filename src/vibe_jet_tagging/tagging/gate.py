@@ -306,7 +306,7 @@ class AnswerGate:
         """The verified cached results among ``keys`` (none on refresh), new objects each."""
         if self.cache is None or self.refresh:
             return {}
-        hits = self.cache.get_many(keys)
+        hits = self.cache.get_many(keys, reasoning=False)  # each text read when asked
         return {key: hit for key, hit in hits.items() if self._trusted_entry(hit, key)}
 
     @staticmethod

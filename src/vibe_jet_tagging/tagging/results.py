@@ -1,8 +1,16 @@
-"""What tagging a jet returns: :class:`TagResult`, its :class:`Usage` and :class:`TagError`."""
+"""What tagging a jet returns: :class:`TagResult`, its :class:`Usage` and :class:`TagError`.
+
+A result read from the cache in bulk (``abatch`` over cached jets) holds its reasoning text
+only once asked for: the text is ~2 KB of a ~3 KB result, and 100,000 results would hold
+200 MB of it that most runs never read. ``result.reasoning`` reads it back from the cache the
+result came from (see :func:`defer_reasoning`), checked to be the same answer.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import threading
+import weakref
+from typing import Any, Literal, Protocol
 
 from langchain_core.messages import BaseMessage
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,6 +28,7 @@ __all__ = [
     "TaggingError",
     "TransientTaggingError",
     "Usage",
+    "defer_reasoning",
 ]
 
 ErrorKind = Literal[
@@ -182,6 +191,40 @@ class TagResult(BaseModel):
         None, description="this user's signature of the result (see store.provenance)"
     )
 
+    def __getattr__(self, name: str) -> Any:
+        if name == "reasoning":  # deferred (see defer_reasoning): read it now, keep it
+            text = _read_reasoning(self)
+            self.__dict__["reasoning"] = text
+            return text
+        return super().__getattr__(name)  # type: ignore[misc]
+
+    def _whole(self) -> None:
+        """Read a deferred reasoning text, before anything that copies or shows the fields."""
+        if "reasoning" not in self.__dict__:
+            self.__getattr__("reasoning")
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
+        self._whole()
+        return super().model_dump(**kwargs)
+
+    def model_dump_json(self, **kwargs: Any) -> str:
+        self._whole()
+        return super().model_dump_json(**kwargs)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        self._whole()
+        return super().__getstate__()
+
+    def __eq__(self, other: object) -> bool:
+        self._whole()
+        if isinstance(other, TagResult):
+            other._whole()
+        return super().__eq__(other)
+
+    def __repr_args__(self) -> Any:
+        self._whole()
+        return super().__repr_args__()
+
     @property
     def ok(self) -> bool:
         """Whether the jet got a label."""
@@ -198,6 +241,42 @@ class TagResult(BaseModel):
         if self.quark_probability is not None:
             return self.quark_probability
         return None if self.value is None else float(self.value)
+
+
+class _ReasoningSource(Protocol):
+    def get(self, key: str) -> TagResult | None: ...
+
+
+_SOURCES: dict[str | None, weakref.WeakSet[Any]] = {}
+_SOURCES_LOCK = threading.Lock()
+
+
+def defer_reasoning(result: TagResult, source: _ReasoningSource) -> None:
+    """Let ``result`` (just read from ``source``, a result cache) go of its reasoning text;
+    ``result.reasoning`` reads it from ``source`` again when asked (the same entry: the same
+    answer digest and signature, else ``None``)."""
+    if result.__dict__.pop("reasoning", None) is None:
+        result.__dict__["reasoning"] = None  # nothing to defer
+        return
+    with _SOURCES_LOCK:
+        sources = _SOURCES.get(result.settings)
+        if sources is None:
+            sources = _SOURCES[result.settings] = weakref.WeakSet()
+        sources.add(source)
+
+
+def _read_reasoning(result: TagResult) -> str | None:
+    with _SOURCES_LOCK:
+        sources = list(_SOURCES.get(result.settings) or ())
+    for source in sources:
+        entry = source.get(result.key)
+        if (
+            entry is not None
+            and entry.answer_digest == result.answer_digest
+            and entry.signature == result.signature
+        ):
+            return entry.__dict__.get("reasoning")
+    return None
 
 
 class TaggingError(VJTError):
