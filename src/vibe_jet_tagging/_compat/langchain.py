@@ -32,6 +32,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
 from langchain_openai.chat_models import base as _openai_base
+from pydantic import PrivateAttr
 
 from .openai import chat_body, direct_fields, plain_client, send_chat
 
@@ -95,6 +96,12 @@ class ChatOpenAIHooks(ChatOpenAI):
 
     # -- ainvoke for a call nobody watches ------------------------------------------------------
 
+    _direct_heads: dict[tuple[int, ...], tuple[list[BaseMessage], list[Any]]] = PrivateAttr(
+        default_factory=dict
+    )
+    """Leading messages (a few-shot head: the same objects for every jet of a draw) as
+    ``ChatOpenAI`` converts them, by the messages' identities."""
+
     direct_agenerate: ClassVar[Any] = None
     """The ``_agenerate`` whose behaviour :meth:`adirect` stands for: a subclass that overrides
     ``_agenerate`` otherwise (or the conversions) gets ``ainvoke`` (``None``: ChatOpenAI's)."""
@@ -132,7 +139,7 @@ class ChatOpenAIHooks(ChatOpenAI):
         """
         if not self.direct_possible():
             return None
-        payload = self._get_request_payload(messages, **kwargs)
+        payload = self._direct_payload(messages, kwargs)
         if (
             not direct_fields(payload)
             or "response_format" in payload
@@ -140,7 +147,7 @@ class ChatOpenAIHooks(ChatOpenAI):
         ):
             return None
         try:
-            response = await send_chat(
+            response, content = await send_chat(
                 self.root_async_client, chat_body(payload), transport=self.direct_transport()
             )
         except openai.BadRequestError as exc:
@@ -149,7 +156,7 @@ class ChatOpenAIHooks(ChatOpenAI):
         except openai.APIError as exc:
             _openai_base._handle_openai_api_error(exc)
             raise  # pragma: no cover
-        body = orjson.loads(response.content)  # not JSON: a ValueError, as ChatOpenAI's
+        body = orjson.loads(content)  # not JSON: a ValueError, as ChatOpenAI's
         info: dict[str, Any] = {}
         if self.include_response_headers:
             info["headers"] = dict(response.headers)
@@ -168,6 +175,25 @@ class ChatOpenAIHooks(ChatOpenAI):
             **_gen_info_and_msg_metadata(generation),
         }
         return message
+
+    def _direct_payload(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> Any:
+        """``self._get_request_payload(messages, **kwargs)``, the leading messages converted
+        once while the same message objects come again (ChatOpenAI converts each message
+        on its own: the same dicts; the wire contract tests compare the bytes)."""
+        if len(messages) < 3:
+            return self._get_request_payload(messages, **kwargs)
+        head = messages[:-1]
+        key = tuple(map(id, head))
+        found = self._direct_heads.get(key)
+        if found is None or any(a is not b for a, b in zip(found[0], head, strict=True)):
+            converted = ChatOpenAI._get_request_payload(self, head, **kwargs)["messages"]
+            found = (list(head), converted)
+            if len(self._direct_heads) >= 64:
+                self._direct_heads.clear()
+            self._direct_heads[key] = found
+        payload = ChatOpenAI._get_request_payload(self, messages[-1:], **kwargs)
+        payload["messages"] = [*found[1], *payload["messages"]]
+        return self.adjust_payload(payload)
 
     # -- ChatOpenAI's private methods, overridden here only ----------------------------------
 

@@ -109,11 +109,37 @@ def _observables_text(jet: Jet, fmt: JetFormat) -> str:
     return "\n".join(lines)
 
 
+def _particle_lines(jet: Jet, fmt: JetFormat) -> str:
+    """The ``particles`` format without ``pdgid``, one format string per line: the same text
+    as the general path below at a third of its CPU (the prompt of every jet asked)."""
+    c = jet.constituents
+    shown = c if fmt.max_particles is None else c[: fmt.max_particles]
+    if fmt.relative:
+        dy, dphi = jet.relative_coordinates()
+        ys, phis = dy[: len(shown)], dphi[: len(shown)]
+        names = ("pt", "dy", "dphi")
+    else:
+        ys, phis = shown[:, Y], shown[:, PHI]
+        names = ("pt", "y", "phi")
+    d = fmt.decimals
+    line = f"{{}}. {names[0]}={{:.{d}f}} {names[1]}={{:.{d}f}} {names[2]}={{:.{d}f}}".format
+    n, m = len(c), len(shown)
+    frame = "relative to the jet axis" if fmt.relative else "absolute"
+    if m < n:
+        header = f"{n} constituents, showing the {m} hardest (pt in GeV, coordinates {frame}):"
+    else:
+        header = f"{n} constituents, hardest first (pt in GeV, coordinates {frame}):"
+    rows = zip(range(1, m + 1), shown[:, PT].tolist(), ys.tolist(), phis.tolist(), strict=True)
+    return "\n".join([header, *(line(*row) for row in rows)])
+
+
 def render_jet(jet: Jet, fmt: JetFormat | None = None) -> str:
     """Render ``jet`` as text in format ``fmt`` (default: particle list)."""
     fmt = fmt or JetFormat()
     if fmt.name == "observables":
         return _observables_text(jet, fmt)
+    if fmt.name == "particles" and not fmt.pdgid:
+        return _particle_lines(jet, fmt)
     names, rows, header = _particle_columns(jet, fmt)
     if fmt.name == "table":
         lines = [header, "| # | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]

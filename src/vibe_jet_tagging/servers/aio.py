@@ -230,7 +230,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             for k, v in request.headers.raw
             if k.lower() not in _SKIPPED_HEADERS
         ]
-        body = request.content if request.method != "GET" else None
+        body = await request.aread() if request.method != "GET" else None
         noted: list[Any] = []
         token = _CONNECTION.set(noted)
         try:
