@@ -168,6 +168,7 @@ def build(force: bool = False) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     _run([py, "-c", _CONVERT, str(gguf), str(model_dir)], env=env)
     gguf.unlink()  # the converted weights are what the server reads
+    gguf.parent.rmdir()
     version = (
         subprocess.run(
             [py, "-c", "import vllm; print(vllm.__version__)"],

@@ -11,6 +11,7 @@ from rich.markup import escape
 from .app import CLIError, app
 from .evaluate import evaluate_file
 from .options import Effort, MaxRetries, MaxTokens, Temperature, Template, Timeout
+from .render import show
 from .run import (
     check_template,
     example_pool,
@@ -82,7 +83,7 @@ def demo(
         scores = f" · AUC {fmt_fraction(m['auc'], m['intervals'].get('auc'))}"
         if base.get("auc") is not None:
             scores += f" (multiplicity {fmt_fraction(base['auc'], base['intervals'].get('auc'))})"
-    say(
+    show(
         f"[bold]demo done[/]: {stats.done} jets ({stats.cache_hits} from the cache, "
         f"{stats.asked} asked){scores}. For a model's numbers, run `vjt tag` with "
         "--base-url pointing at vLLM."

@@ -9,8 +9,18 @@ import typer
 from rich.markup import escape
 
 from .app import CLIError, app
-from .render import print_report
+from .render import print_report, show
 from .run import open_jets, say
+
+
+def check_results_files(files: list[Path]) -> None:
+    """A missing results file (or a folder given for one) is answered at once, before the
+    report's stack (numpy, LangChain, matplotlib) is imported."""
+    for file in files:
+        if not file.exists():
+            raise CLIError(f"{file}: no such results file")
+        if file.is_dir():
+            raise CLIError(f"{file}: is a folder; give the results files (JSONL) of vjt tag")
 
 
 def _dataset_for(rows: list[dict[str, Any]], jets: str | None) -> Any:
@@ -62,10 +72,10 @@ def evaluate_file(
     plots = write_plots(report, out)
     page = write_html(report, out / "report.html", plots, command=command)
     print_report(report)
-    say(f"report: {escape(str(out / 'report.json'))}")
-    say(f"page:   {escape(str(page))}")
+    show(f"report: {escape(str(out / 'report.json'))}")
+    show(f"page:   {escape(str(page))}")
     for plot in plots:
-        say(f"plot:   {escape(str(plot))}")
+        show(f"plot:   {escape(str(plot))}")
     return report
 
 
@@ -84,6 +94,8 @@ def evaluate(
 ) -> None:
     """Metrics with intervals beside the baselines, usage and latency.
 
-    Writes report.json, the plots and report.html (one self-contained page) into OUT.
+    Writes report.json, the plots and report.html (one self-contained page) into OUT; the
+    tables go to stdout.
     """
+    check_results_files(results)
     evaluate_file(results, out, jets, command="vjt evaluate " + " ".join(map(str, results)))

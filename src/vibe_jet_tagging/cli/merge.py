@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from .app import CLIError, app
+from .evaluate import check_results_files
 from .options import Balanced, Limit, Seed
 from .run import open_jets, say, select
 
@@ -51,11 +52,12 @@ def merge(
     checked against the recorded source (or --jets), with the same --limit/--balanced/--seed
     as the parts were tagged with.
     """
+    if output.resolve() in {f.resolve() for f in files}:
+        raise CLIError(f"{output}: the merged file must not be one of the files merged")
+    check_results_files(files)  # before the stack that reads rows is imported
     from ..store.merging import merge_rows
     from ..store.rows import JsonlWriter
 
-    if output.resolve() in {f.resolve() for f in files}:
-        raise CLIError(f"{output}: the merged file must not be one of the files merged")
     merged = merge_rows(files)
     if not merged.rows:
         raise CLIError("no result rows in " + ", ".join(map(str, files)))

@@ -34,15 +34,16 @@ def say(message: str, **options: Any) -> None:
 
 
 def open_jets(spec: str) -> Any:
-    """The data set named on the command line ('sample' or a path, kept absolute)."""
+    """The data set named on the command line ('sample' or a path, kept absolute).
+
+    A path that does not exist is answered before numpy and the readers are imported.
+    """
+    path = Path(spec)
+    if spec != "sample" and not path.exists():
+        raise CLIError(f"{spec}: no such file or folder ('sample' is the bundled jets)")
     from ..jets.dataset import load_jets, load_sample
 
-    if spec == "sample":
-        return load_sample()
-    path = Path(spec)
-    if not path.exists():
-        raise CLIError(f"{spec}: no such file or folder ('sample' is the bundled jets)")
-    return load_jets(path.resolve())
+    return load_sample() if spec == "sample" else load_jets(path.resolve())
 
 
 def select(

@@ -68,7 +68,12 @@ def serve_command(
         str | None, typer.Option(help="reasoning | reasoning_content | both")
     ] = None,
     reasoning_tokens: Annotated[
-        bool, typer.Option(help="Report usage.completion_tokens_details.reasoning_tokens.")
+        bool,
+        typer.Option(
+            "--reasoning-tokens/--no-reasoning-tokens",
+            help="Report the reasoning tokens in the usage (completion_tokens_details); "
+            "many vLLM versions send null there.",
+        ),
     ] = True,
     preset: Annotated[
         str | None, typer.Option(help=f"Latency preset: {', '.join(PRESETS)}.")
@@ -116,8 +121,7 @@ def serve_command(
     language model: use it to exercise clients, never to judge a model.
     """
     if not emulate:
-        console.print(_REAL_SERVER, highlight=False, soft_wrap=True)
-        raise typer.Exit(2)
+        raise CLIError(_REAL_SERVER)  # one "error:" line, exit 2, as every bad input
     from pydantic import ValidationError
 
     from ..emulator import EmulatorConfig, serve
