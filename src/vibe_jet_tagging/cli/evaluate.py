@@ -9,18 +9,9 @@ import typer
 from rich.markup import escape
 
 from .app import CLIError, app
+from .checks import check_results_files
 from .render import print_report, show
 from .run import open_jets, say
-
-
-def check_results_files(files: list[Path]) -> None:
-    """A missing results file (or a folder given for one) is answered at once, before the
-    report's stack (numpy, LangChain, matplotlib) is imported."""
-    for file in files:
-        if not file.exists():
-            raise CLIError(f"{file}: no such results file")
-        if file.is_dir():
-            raise CLIError(f"{file}: is a folder; give the results files (JSONL) of vjt tag")
 
 
 def _dataset_for(rows: list[dict[str, Any]], jets: str | None) -> Any:

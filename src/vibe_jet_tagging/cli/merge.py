@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from .app import CLIError, app
-from .evaluate import check_results_files
+from .checks import check_results_files
 from .options import Balanced, Limit, Seed
 from .run import open_jets, say, select
 

@@ -18,6 +18,7 @@ from . import interrupt
 from .app import CLIError, console
 from .breaker import Breaker, RunStopped
 from .cache import cache_root, results_dir
+from .checks import url_problem
 from .lazy import lazy
 
 np = lazy("numpy")  # numpy is imported when a command first uses it
@@ -125,11 +126,18 @@ def server(
     A real server is checked first (reachable, serves the model); one that turns out to be
     the emulated server is treated as such.
     """
-    from ..errors import ModelNotServedError, ServerError
-    from ..servers.info import fetch_pool_info
-
     if not emulate:
         urls, model = settings.base_urls, settings.model
+        for url in urls:  # a typo is to fix, not a server to start: said before any request
+            problem = url_problem(url)
+            if problem:
+                raise CLIError(
+                    f"base URL {url!r}: {problem}; fix --base-url (or VJT_BASE_URL, or "
+                    "base_url in the config file), e.g. http://localhost:8000/v1"
+                )
+        from ..errors import ModelNotServedError, ServerError
+        from ..servers.info import fetch_pool_info
+
         try:  # each server once; several must serve the same model
             info = fetch_pool_info(urls, settings.api_key.get_secret_value(), model)
         except ModelNotServedError as exc:
@@ -140,15 +148,17 @@ def server(
             ) from None
         except ServerError as exc:
             raise CLIError(
-                f"{exc}. Start vLLM there (`vllm serve {model}`) or point --base-url "
-                "(VJT_BASE_URL) at a running server, or pass --emulate to use the built-in "
-                "emulated server."
+                f"{str(exc).rstrip('.')}. Start vLLM there (`vllm serve {model}`) or point "
+                "--base-url (VJT_BASE_URL) at a running server, or pass --emulate to use the "
+                "built-in emulated server."
             ) from None
         yield Backend(urls, info.emulated)
         return
-    from ..emulator import EmulatedServer
+    from ..emulator import LATENCY_PRESETS, EmulatedServer
 
-    with EmulatedServer(models=models or [settings.model], **emulator_options) as emulated:
+    # The "demo" latency: an answer takes longer at a higher effort, as on vLLM (not instant).
+    options = {**LATENCY_PRESETS["demo"], **emulator_options}
+    with EmulatedServer(models=models or [settings.model], **options) as emulated:
         yield Backend([emulated.base_url], True)
 
 

@@ -10,7 +10,7 @@ from .app import CLIError, app, console
 
 # The emulator (aiohttp, jsonschema) is imported when the command runs, not for --help;
 # tests/unit/test_cli_startup.py checks that this list is emulator.LATENCY_PRESETS.
-PRESETS = ("instant", "gpt-oss-120b-h100", "gpt-oss-20b-h100")
+PRESETS = ("instant", "gpt-oss-120b-h100", "gpt-oss-20b-h100", "demo")
 
 _REAL_SERVER = (
     "vjt serve only runs the emulated server (--emulate); start a real one with "
