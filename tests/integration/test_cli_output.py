@@ -71,3 +71,14 @@ def test_templates_and_cache_stats_list_on_stdout(capsys) -> None:
         "results-emulated: 0 results, not created yet · vjt with the emulated server "
         "(--emulate, demo)"
     )
+
+
+def test_batch_export_names_the_weights_and_the_served_name(tmp_path, capsys) -> None:
+    # vllm run-batch must load the weights and answer under the name the cache keys hold.
+    weights = tmp_path / "smollm2-weights"
+    args = ["batch", "export", "sample", "--limit", "2", "--model", "smollm2"]
+    assert main([*args, "--weights", str(weights), "-o", str(tmp_path / "b")]) == 0
+    err = capsys.readouterr().err
+    assert f"--model {weights} --served-model-name smollm2 (one per file)" in err
+    assert main([*args, "-o", str(tmp_path / "c")]) == 0  # no weights: the name is the model
+    assert "-o OUT.jsonl --model smollm2 (one per file)" in capsys.readouterr().err
