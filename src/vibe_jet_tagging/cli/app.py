@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
@@ -14,7 +13,7 @@ class CommandGroup(TyperGroup):
     """A command group whose help lists each command's whole first sentence, wrapped (click
     cuts it with "..." where it reaches the terminal's width)."""
 
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    def format_commands(self, ctx: Any, formatter: Any) -> None:  # typer's own click types
         rows = []
         for name in self.list_commands(ctx):
             command = self.get_command(ctx, name)

@@ -18,7 +18,7 @@ import math
 from typing import Any, Literal, get_args
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import roc_auc_score  # type: ignore[import-untyped]
 
 __all__ = ["UNLABELLED_POLICIES", "USAGE_MEASURES", "roc_auc_scorer", "usage_scorer"]
 
