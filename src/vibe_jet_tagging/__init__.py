@@ -45,6 +45,8 @@ _EXPORTS = {
     "track_usage": "tagging.usage",
     "usage_totals": "tagging.usage",
     "LocalLLMClassifier": "estimator.classifier",
+    "roc_auc_scorer": "estimator.scoring",
+    "usage_scorer": "estimator.scoring",
     "EmulatedServer": "emulator",
     "VJTError": "errors",
     "ConfigError": "errors",
@@ -70,6 +72,7 @@ if TYPE_CHECKING:
     from .emulator import EmulatedServer
     from .errors import ConfigError, VJTError
     from .estimator.classifier import LocalLLMClassifier
+    from .estimator.scoring import roc_auc_scorer, usage_scorer
     from .jets.dataset import JetDataset, load_jets, load_sample
     from .jets.formats import JetFormat
     from .jets.jet import Jet

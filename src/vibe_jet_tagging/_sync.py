@@ -3,12 +3,14 @@
 Every sync entry point hands its coroutine to one background event loop per process, on a
 daemon thread. It works the same whether or not the caller's thread runs a loop (Jupyter),
 never calls ``asyncio.run`` on the caller's loop, needs no nest_asyncio, and keeps HTTP
-clients bound to a single loop for the life of the process.
+clients bound to a single loop for the life of the process. A forked child (multiprocessing,
+a worker pool) starts a loop of its own: the parent's loop thread does not survive a fork.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
@@ -27,6 +29,17 @@ _WAKE = 0.25
 """Seconds the calling thread waits at a time: Python runs a signal handler (Ctrl-C) only
 when the main thread runs bytecode, and a signal that lands on another thread does not end
 the main thread's wait; so the wait ends this often to let it run."""
+
+
+def _forget_loop() -> None:
+    """In a forked child: the parent's loop thread did not come along, so start a new one."""
+    global _loop, _lock
+    _loop = None
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_loop)
 
 
 def _background_loop() -> asyncio.AbstractEventLoop:

@@ -91,6 +91,10 @@ def readable_config(path: Path) -> bool:
     return True
 
 
+PYTHON_NAMES: dict[str, str] = {"effort": "reasoning_effort"}
+"""Settings whose Python argument has another name (``effort=`` is an alias there)."""
+
+
 def config_path() -> Path:
     """``$VJT_CONFIG``, else the user's config folder's ``vibe-jet-tagging/config.toml``."""
     env = os.environ.get("VJT_CONFIG")
@@ -193,9 +197,15 @@ def load_settings(**flags: Any) -> Settings:
     """Settings from command-line ``flags`` (``None``: not given), the environment, the file.
 
     Raises :class:`~vibe_jet_tagging.errors.ConfigError` with one line naming each invalid
-    value and where it came from (the flag, the variable or the file).
+    value and where it came from (the flag, the variable or the file). A value is named as
+    Python names it (``reasoning_effort 'hgh' (from --effort)``), so that one mistake reads
+    the same from the command line and from :class:`~vibe_jet_tagging.JetTagger`.
     """
-    return _load(flags, str, lambda field: "--" + field.replace("_", "-"))
+
+    def name_of(field: str) -> str:
+        return PYTHON_NAMES.get(field, field)
+
+    return _load(flags, name_of, lambda field: "--" + field.replace("_", "-"))
 
 
 def api_settings(names: Mapping[str, str] | None = None, **arguments: Any) -> Settings:

@@ -338,10 +338,10 @@ def png_size(path: Path) -> tuple[int, int]:
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
-def table_rows(stderr: str) -> dict[str, list[list[str]]]:
+def table_rows(stdout: str) -> dict[str, list[list[str]]]:
     """The cells of every table row a command printed, by row name (in order of tables)."""
     rows: dict[str, list[list[str]]] = {}
-    for line in stderr.splitlines():
+    for line in stdout.splitlines():
         cells = re.split(r"\s{2,}", line.strip())
         if len(cells) >= 3 and re.fullmatch(r"[\d,]+", cells[1]):
             rows.setdefault(cells[0], []).append(cells[1:])
@@ -393,12 +393,13 @@ def test_evaluate_writes_report_plots_and_page(tmp_path):
     for name in ("roc.png", "calibration.png", "scores.png"):
         width, height = png_size(tmp_path / "rep" / name)
         assert width >= 400 and height >= 400
-        assert f"plot:   {tmp_path / 'rep' / name}" in proc.stderr
+        assert f"plot:   {tmp_path / 'rep' / name}" in proc.stdout
     page = (tmp_path / "rep" / "report.html").read_text()
     assert page.count('src="data:image/png;base64,') == 3
     # One table row per tagger, with the jets behind it, each on one line within 80 columns;
-    # the cells are those report.json holds.
-    printed = table_rows(proc.stderr)
+    # the cells are those report.json holds. Tables go to stdout, nothing of them to stderr.
+    printed = table_rows(proc.stdout)
+    assert table_rows(proc.stderr) == {}
     for name in ("emulated server", "multiplicity", "logistic regr."):
         separation, accuracy_row = printed[name]
         assert separation[0] == accuracy_row[0] == "60"
@@ -408,9 +409,9 @@ def test_evaluate_writes_report_plots_and_page(tmp_path):
     assert [c for c in saved if c[0] == "multiplicity"] == [
         ["multiplicity", *cells] for cells in printed["multiplicity"]
     ]
-    assert max(len(line.rstrip()) for line in proc.stderr.splitlines() if "±" in line) <= 80
-    assert "∞" not in proc.stderr
-    assert "not a language model" in proc.stderr
+    assert max(len(line.rstrip()) for line in proc.stdout.splitlines() if "±" in line) <= 80
+    assert "∞" not in proc.stdout
+    assert "not a language model" in proc.stdout
 
 
 @pytest.mark.slow
@@ -430,7 +431,7 @@ def test_evaluate_small_runs_say_what_they_left_out(tmp_path, n):
             "its 5-fold cross-validation needs at least 10 quark and 10 gluon jets; "
             "these jets are 4 quark and 4 gluon"
         )
-        assert f"note: logistic regression left out: {why}" in proc.stderr
+        assert f"note: logistic regression left out: {why}" in proc.stdout
         assert why in (tmp_path / "rep" / "report.html").read_text()
     else:
         assert set(report["baselines"]) == {"multiplicity", "logistic_regression"}
@@ -465,12 +466,14 @@ def test_compare_efforts_on_the_same_jets(tmp_path):
         png_size(out / name)
     assert (out / "compare.html").read_text().count('src="data:image/png;base64,') == 3
     assert set(data["baselines"]) == {"multiplicity", "logistic_regression"}  # listed once
-    printed = table_rows(proc.stderr)
+    printed = table_rows(proc.stdout)
     for name in ("low", "medium", "multiplicity", "logistic regr."):
         assert printed[name][0][0] == "40"  # the jets behind the numbers
         assert re.fullmatch(r"0\.\d+ ± 0\.\d+", printed[name][0][1])
     assert [row[0] for row in printed["all jets"]] == ["40", "40"]  # one per run
     assert printed["low"][-1][4] == "0"  # the cost table: no jet without a label
+    note = " ".join(proc.stdout.split())
+    assert "note: emulated server: the reasoning effort cannot change its answers" in note
 
 
 # -- vjt demo ---------------------------------------------------------------------------------
@@ -491,10 +494,11 @@ def test_demo_twice_the_second_all_from_the_cache(tmp_path):
     assert all(report["usage"][k] > 0 for k in ("input_tokens", "output_tokens"))
     assert report["usage"]["reasoning_tokens"] > 0
     assert report["backend"] == "emulated"
-    assert "not a language model" in first.stderr
-    assert f"report: {out / 'report.json'}" in first.stderr
-    assert f"page:   {out / 'report.html'}" in first.stderr
-    assert f"plot:   {out / 'roc.png'}" in first.stderr
+    assert "not a language model" in first.stderr  # the server's announcement
+    assert "not a language model" in first.stdout  # beside the numbers
+    assert f"report: {out / 'report.json'}" in first.stdout
+    assert f"page:   {out / 'report.html'}" in first.stdout
+    assert f"plot:   {out / 'roc.png'}" in first.stdout
     png_size(out / "roc.png")
     assert report["server"]["urls"][0].startswith("http://127.0.0.1:")
 
@@ -506,7 +510,7 @@ def test_demo_twice_the_second_all_from_the_cache(tmp_path):
     assert again["usage"]["reasoning_tokens"] == 0
     assert again["metrics"]["auc"] == report["metrics"]["auc"]  # the same answers
     assert all(r["cached"] for r in read_jsonl(out / "results.jsonl"))
-    assert "40 from the cache, 0 asked" in second.stderr
+    assert "40 from the cache, 0 asked" in second.stdout
 
 
 @pytest.mark.slow
@@ -518,9 +522,9 @@ def test_evaluate_compare_and_demo_print_each_metric_the_same_way(tmp_path):
     args = ["compare", "sample", "--efforts", "medium", "--limit", "40", "--emulate"]
     compare = ok(vjt(*args, "--seed", "0", "--out", tmp_path / "cmp", cwd=tmp_path))
     printed = {
-        "demo": table_rows(demo.stderr),
-        "evaluate": table_rows(evaluate.stderr),
-        "compare": table_rows(compare.stderr),
+        "demo": table_rows(demo.stdout),
+        "evaluate": table_rows(evaluate.stdout),
+        "compare": table_rows(compare.stdout),
     }
     printed["compare"]["emulated server"] = printed["compare"].pop("medium")[:2]
     for name in ("emulated server", "all jets", "multiplicity", "logistic regr."):
@@ -537,7 +541,7 @@ def test_evaluate_compare_and_demo_print_each_metric_the_same_way(tmp_path):
         cells = saved(demo_json["tables"], name)
         assert cells == saved(compare_json["tables"], same) == printed["demo"][name]
     auc = printed["demo"]["emulated server"][0][1]
-    assert f"AUC {auc} (multiplicity {printed['demo']['multiplicity'][0][1]})" in demo.stderr
+    assert f"AUC {auc} (multiplicity {printed['demo']['multiplicity'][0][1]})" in demo.stdout
     for page in ("demo/report.html", "ev/report.html", "cmp/compare.html"):
         assert f"<td>{auc}</td>" in (tmp_path / page).read_text()
 
@@ -615,9 +619,10 @@ def test_cache_path_stats_clear(tmp_path):
     models = root / "results"
     assert not models.exists() or len(ResultCache(models)) == 0
 
-    stats = ok(vjt("cache", "stats", cwd=tmp_path)).stderr
-    assert f"{emulated}: 6 results (emulated server)" in stats
-    assert f"{models}: 0 results (model servers)" in stats
+    stats = ok(vjt("cache", "stats", cwd=tmp_path)).stdout
+    assert f"{emulated}: 6 results, " in stats
+    assert "· vjt with the emulated server (--emulate, demo)" in stats
+    assert f"{models}: 0 results, not created yet · vjt with model servers, and Python's" in stats
 
     cleared = ok(vjt("cache", "clear", "--yes", cwd=tmp_path))
     assert f"removed 6 results from {emulated}" in cleared.stderr

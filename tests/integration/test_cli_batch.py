@@ -201,8 +201,9 @@ def test_shards_are_disjoint_and_merge_reports_gaps_duplicates_and_mixed_setting
     assert "gaps: 10 of the 30 jets of sample are in no file: 10, 11, 12" in gaps.stderr
     twice = ok(vjt("merge", *parts, parts[1], "-o", merged, "--limit", 30, cwd=tmp_path))
     assert "duplicates: 10 jets are in more than one file" in twice.stderr
-    whole = ok(vjt("merge", *parts, "-o", merged, cwd=tmp_path))  # against all 4,000 jets
-    assert "gaps: 3970 of the 4000 jets" in whole.stderr
+    # Without --limit: against the run's selection as the rows show it, not all 4,000 jets.
+    whole = ok(vjt("merge", *parts, "-o", merged, cwd=tmp_path))
+    assert "no gaps: every one of the 30 jets of sample selected by --limit 30" in whole.stderr
     # vjt evaluate takes the parts as they are, merged the same way.
     ok(vjt("evaluate", *parts, "--out", tmp_path / "report", cwd=tmp_path))
     report = json.loads((tmp_path / "report" / "report.json").read_text())

@@ -67,6 +67,11 @@ def cases(folder: Path, served: EmulatedServer) -> dict[str, tuple[list[str], li
             [str(folder / "none.jsonl")],
         ),
         "limit zero": (["tag", "sample", *out, "--emulate", "--limit", "0"], ["--limit", "0"]),
+        "url typo": (
+            ["tag", "sample", *out, "--base-url", "htp://gpu:8000/v1", "--limit", "4"],
+            ["'htp://gpu:8000/v1'", "unsupported scheme 'htp://'", "fix --base-url"],
+        ),
+        "serve without --emulate": (["serve"], ["vjt serve only runs the emulated", "--emulate"]),
         "odd demo size": (["demo", "--jets", "41", "--out", str(folder)], ["--jets", "41"]),
     }
 
@@ -108,6 +113,8 @@ NAMES = [
     "results not jsonl",
     "missing results file",
     "limit zero",
+    "url typo",
+    "serve without --emulate",
     "odd demo size",
 ]
 
@@ -120,8 +127,11 @@ def test_bad_input_is_one_clear_line(outcomes, name):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("error: ")
+    assert ".." not in lines[0].replace("...", "")  # a sentence ends once
     for needle in needles:
         assert needle in lines[0], lines[0]
+    if name == "url typo":  # a typo to fix, not a server to start
+        assert "vllm serve" not in lines[0] and "Start vLLM" not in lines[0]
 
 
 def test_every_case_is_checked(outcomes):

@@ -20,6 +20,7 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import check_estimator
 from sklearn.utils.validation import check_is_fitted
 
+from vibe_jet_tagging.estimator import roc_auc_scorer, usage_scorer
 from vibe_jet_tagging.estimator.classifier import LocalLLMClassifier, UnlabelledJetsWarning
 from vibe_jet_tagging.jets.dataset import load_sample
 from vibe_jet_tagging.tagging.options import TaggerOptions
@@ -316,6 +317,60 @@ def test_cross_val_score_counts_unlabelled_jets_as_wrong_and_warns(fresh_emulato
     with pytest.warns(UnlabelledJetsWarning, match="score counts them as wrong"):
         scores = cross_val_score(classifier(server, reask=False), JETS, JETS.labels, cv=3)
     assert scores.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_roc_scoring_with_unlabelled_jets_is_defined_and_chosen(fresh_emulator):
+    # About a third of the answers are cut short: those jets get no label (nan from
+    # predict_proba). scikit-learn's "roc_auc" then fails every fold; roc_auc_scorer counts
+    # them as chosen: wrong (the default, as score does), left out, or a fixed probability.
+    server = fresh_emulator(faults={"truncation": 0.35}, seed=3)
+    clf = classifier(server, reask=False)
+    scoring = {
+        "sklearn": "roc_auc",
+        "wrong": roc_auc_scorer(),
+        "drop": roc_auc_scorer("drop"),
+        "half": roc_auc_scorer(0.5),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn's failed-scoring and our unlabelled warnings
+        search = GridSearchCV(clf, {"reasoning_effort": ["low"]}, cv=2, scoring=scoring,
+                              refit=False)  # fmt: skip
+        search.fit(JETS, JETS.labels)
+    results = search.cv_results_
+    assert np.isnan(results["mean_test_sklearn"][0])
+    wrong, drop, half = (results[f"mean_test_{k}"][0] for k in ("wrong", "drop", "half"))
+    assert all(np.isfinite([wrong, drop, half]))
+    assert wrong < min(half, drop)  # the worst case, below no information or leaving them out
+    with pytest.warns(UnlabelledJetsWarning, match=r"scoring=roc_auc_scorer\(\)"):
+        clf.fit(TRAIN, TRAIN.labels).predict_proba(JETS)  # the warning says what to use
+    assert clf.failures_
+
+
+def test_a_grid_over_effort_shows_what_effort_costs_on_the_emulated_server(emulator):
+    # The emulated server is no language model: its answers are the same at every effort,
+    # and that is what a search finds. What grows with the effort is what grows on vLLM
+    # serving gpt-oss: the reasoning (~120, ~370, ~2,000 tokens), which usage_scorer shows.
+    search = GridSearchCV(
+        classifier(emulator),
+        {"reasoning_effort": ["low", "medium", "high"]},
+        cv=2,
+        scoring={
+            "auc": roc_auc_scorer(),
+            "reasoning": usage_scorer("reasoning_tokens"),
+            "output": usage_scorer("output_tokens"),
+        },
+        refit="auc",
+        error_score="raise",
+    )
+    emulator.reset_stats()
+    search.fit(JETS, JETS.labels)
+    assert requests(emulator) == 3 * 24  # scoring asks nothing more
+    results = search.cv_results_
+    assert [p["reasoning_effort"] for p in results["params"]] == ["low", "medium", "high"]
+    low, medium, high = results["mean_test_reasoning"]
+    assert 90 < low < 150 < 300 < medium < 450 < 1600 < high < 2400
+    assert list(results["mean_test_output"]) == sorted(results["mean_test_output"])
+    assert len(set(results["mean_test_auc"])) == 1  # the same answers at every effort
 
 
 # -- scikit-learn's estimator checks --------------------------------------------------------------

@@ -189,11 +189,17 @@ def test_repr_shows_model_server_effort_template_and_cache(tmp_path) -> None:
     assert "cache=None" in repr(JetTagger(cache=False))
 
 
-def test_cli_and_api_name_the_origin_differently(monkeypatch) -> None:
-    with pytest.raises(ConfigError, match=r"effort 'x' \(from --effort\)"):
+def test_cli_and_api_name_a_bad_value_alike_and_its_origin_each_its_way(monkeypatch) -> None:
+    # One name for the value (Python's), and where it came from as the user wrote it.
+    with pytest.raises(
+        ConfigError, match=r"invalid setting: reasoning_effort 'x' \(from --effort\)"
+    ):
         load_settings(effort="x")
     with pytest.raises(ConfigError, match=r"reasoning_effort 'x' \(from the argument\)"):
         api_settings({"effort": "reasoning_effort"}, effort="x")
+    monkeypatch.setenv("VJT_EFFORT", "hgh")
+    with pytest.raises(ConfigError, match=r"reasoning_effort 'hgh' \(from VJT_EFFORT\)"):
+        load_settings()
 
 
 @pytest.mark.parametrize(

@@ -119,3 +119,27 @@ def test_sync_calls_stop_when_ctrl_c_lands_on_another_thread(call: str) -> None:
     with pytest.raises(KeyboardInterrupt):
         wait()
     cancelled.wait()  # the coroutine on the background loop is cancelled too
+
+
+def test_a_forked_child_runs_sync_calls_on_a_loop_of_its_own():
+    """The parent's loop thread does not survive a fork; the child must not wait on it."""
+    import os
+
+    from vibe_jet_tagging._sync import run_sync
+
+    async def five() -> int:
+        return 5
+
+    assert run_sync(five()) == 5  # the parent's background loop exists
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: says what run_sync gave; a hang ends at SIGALRM's default action
+        os.close(read)
+        signal.alarm(60)
+        os.write(write, str(run_sync(five())).encode())
+        os._exit(0)
+    os.close(write)
+    said = os.read(read, 16)
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert said == b"5"

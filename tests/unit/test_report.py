@@ -328,3 +328,46 @@ def test_the_report_names_the_servers_that_answered() -> None:
         "http://x/v1"
     ]
     assert "gpu-b" in render_html(report)
+
+
+def test_a_fully_cached_run_says_no_jet_was_asked_not_a_latency_of_zero(sample) -> None:
+    rows = [dict(row, cached=True) for row in make_rows(sample.balanced(20, seed=3))]
+    page = render_html(build_report(rows, n_bootstrap=0))
+    assert "p50 0.00 s" not in page
+    assert "none asked in this run (recorded when asked: 1.00 s per jet)" in page
+    fresh = render_html(build_report(make_rows(sample.balanced(20, seed=3)), n_bootstrap=0))
+    assert "p50 1.00 s, p90 1.00 s (20 jets)" in fresh
+
+
+def test_a_comparison_on_the_emulator_says_the_settings_could_not_differ(sample) -> None:
+    jets = sample.balanced(20, seed=4)
+
+    def run(backend: str, **settings: str) -> list[dict]:
+        return [dict(row, **settings) for row in make_rows(jets, backend=backend)]
+
+    emulated = build_comparison(
+        {"low": run("emulated", effort="low"), "high": run("emulated", effort="high")},
+        n_bootstrap=0,
+    )
+    note = emulated["notes"][0]
+    assert note.startswith("emulated server: the reasoning effort cannot change its answers")
+    assert "a higher effort only makes the reasoning longer and the answer slower" in note
+    assert "say nothing about the settings" in note
+    both = build_comparison(
+        {
+            "a": run("emulated", effort="low", template="zero_shot"),
+            "b": run("emulated", effort="high", template="few_shot"),
+        },
+        n_bootstrap=0,
+    )
+    assert both["notes"][0].startswith(
+        "emulated server: the reasoning effort and the template cannot change its answers"
+    )
+    assert "another template only draws other noise" in both["notes"][0]
+    # A model server's runs may differ: nothing is said; nor when no setting differs.
+    served = build_comparison(
+        {"low": run("server", effort="low"), "high": run("server", effort="high")},
+        n_bootstrap=0,
+    )
+    same = build_comparison({"a": run("emulated"), "b": run("emulated")}, n_bootstrap=0)
+    assert not any("cannot change" in n for n in served["notes"] + same["notes"])

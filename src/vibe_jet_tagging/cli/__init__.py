@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             "VJT_DEBUG=1 shows the traceback)"
         )
         return 1
+    if result == 130 and interrupt.terminated:  # typer reports every KeyboardInterrupt as 130
+        return 143
     return result if isinstance(result, int) else 0
 
 

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from .app import CLIError, app
+from .app import CLIError, CommandGroup, app
 from .batchdir import (
     FORMAT,
     JETS,
@@ -61,7 +61,9 @@ from .run import (
 )
 
 batch_app = typer.Typer(
-    help="Offline batch files for vllm run-batch and the OpenAI Batch API.", no_args_is_help=True
+    cls=CommandGroup,
+    help="Offline batch files for vllm run-batch and the OpenAI Batch API.",
+    no_args_is_help=True,
 )
 app.add_typer(batch_app, name="batch")
 
@@ -269,9 +271,17 @@ def _write_export(
         say(f"[yellow]invalid data: {invalid} jets cannot be tagged (import writes why)[/]")
     if files.files:
         first = folder / files.files[0]
+        # The weights to load, served under the name the cache keys hold (vLLM answers with
+        # the served name): --model DIR --served-model-name NAME when they differ.
+        info = None if backend.emulated else tagger.server_info()
+        card = info.card(tagger.model_name) if info is not None else None
+        name = tagger.model_name
+        model = name
+        if card is not None and card.root and card.root != name:
+            model = f"{card.root} --served-model-name {name}"
         say(
             f"next: vllm run-batch -i {escape(str(first))} -o OUT.jsonl --model "
-            f"{escape(tagger.model_name)} (one per file), then vjt batch import OUT*.jsonl "
+            f"{escape(model)} (one per file), then vjt batch import OUT*.jsonl "
             f"--export {escape(str(folder))} -o results.jsonl"
         )
 

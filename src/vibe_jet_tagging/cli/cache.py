@@ -1,9 +1,11 @@
 """``vjt cache path | stats | clear``: the on-disk cache of tagged jets.
 
 The cache folder (``$VJT_CACHE_DIR``, ``cache_dir`` in the config file, else the user's cache
-folder) holds two result caches: ``results`` for answers of model servers, and
-``results-emulated`` for answers of the emulated server, kept apart so that a heuristic's
-answer is never served as a model's.
+folder) holds two result caches: ``results`` for what ``vjt`` asked model servers, and
+``results-emulated`` for what ``vjt`` asked the emulated server, kept apart so that a
+heuristic's answer is never served as a model's. Python's ``JetTagger(cache=True)`` uses
+``results`` for any server (its cache keys hold what the server is, so answers of the
+emulated server there are never served for a model either).
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .app import CLIError, app, console
+from .app import CLIError, CommandGroup, app, console, out
 from .options import SharedCache
 
 if TYPE_CHECKING:
     from ..store.cache import ResultCache
 
-cache_app = typer.Typer(help="The on-disk cache of tagged jets.", no_args_is_help=True)
+cache_app = typer.Typer(
+    cls=CommandGroup, help="The on-disk cache of tagged jets.", no_args_is_help=True
+)
 app.add_typer(cache_app, name="cache")
 
 Dir = Annotated[
@@ -31,14 +35,26 @@ RESULTS = "results"
 EMULATED_RESULTS = "results-emulated"
 
 
+def default_cache_root() -> Path:
+    """``$VJT_CACHE_DIR``, else the user's cache folder: what
+    :func:`vibe_jet_tagging.store.cache.default_cache_dir` says, without importing the cache's
+    stack (diskcache, LangChain), so that ``vjt cache path`` answers at once
+    (``tests/unit/test_cli_startup.py`` checks that the two agree)."""
+    import os
+
+    import platformdirs
+
+    env = os.environ.get("VJT_CACHE_DIR")
+    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("vibe-jet-tagging"))
+
+
 def cache_root(directory: Path | None = None) -> Path:
     """The cache folder: ``directory``, else the settings' ``cache_dir``, else the default."""
     if directory is not None:
         return directory
     from ..config import load_settings
-    from ..store.cache import default_cache_dir
 
-    return load_settings().cache_dir or default_cache_dir()
+    return load_settings().cache_dir or default_cache_root()
 
 
 def results_dir(root: Path, *, emulated: bool) -> Path:
@@ -53,11 +69,18 @@ def _shared(flag: bool) -> bool:
     return flag or load_settings().shared_cache
 
 
+_WHOSE = {
+    RESULTS: "vjt with model servers, and Python's JetTagger(cache=True) with any server",
+    EMULATED_RESULTS: "vjt with the emulated server (--emulate, demo)",
+}
+"""Who writes each result cache, as ``vjt cache stats`` says it."""
+
+
 def _caches(directory: Path | None) -> list[tuple[str, Path]]:
     root = cache_root(directory)
     return [
-        ("model servers", results_dir(root, emulated=False)),
-        ("emulated server", results_dir(root, emulated=True)),
+        (_WHOSE[RESULTS], results_dir(root, emulated=False)),
+        (_WHOSE[EMULATED_RESULTS], results_dir(root, emulated=True)),
     ]
 
 
@@ -84,21 +107,17 @@ def path(
 
 @cache_app.command("stats")
 def stats(directory: Dir = None, shared_cache: SharedCache = False) -> None:
-    """Cached results and size on disk, per cache."""
-    for name, folder in _caches(directory):
+    """Cached results and size on disk, per cache (on stdout), and who writes each."""
+    for whose, folder in _caches(directory):
         cache = _open(folder, _shared(shared_cache))
         if cache is None:
-            console.print(f"{folder}: 0 results ({name}), not created yet", soft_wrap=True)
-            continue
-        if cache.problem:
-            console.print(f"{folder} ({name}): {cache.problem}", soft_wrap=True, highlight=False)
-            continue
-        s = cache.stats()
-        console.print(
-            f"{s['path']}: {s['entries']} results ({name}), {s['size_bytes'] / 1e6:.1f} MB",
-            soft_wrap=True,
-            highlight=False,
-        )
+            line = f"{folder}: 0 results, not created yet · {whose}"
+        elif cache.problem:
+            line = f"{folder}: {cache.problem} · {whose}"
+        else:
+            s = cache.stats()
+            line = f"{s['path']}: {s['entries']} results, {s['size_bytes'] / 1e6:.1f} MB · {whose}"
+        out.print(line, soft_wrap=True, highlight=False, markup=False)
 
 
 @cache_app.command("clear")

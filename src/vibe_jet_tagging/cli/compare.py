@@ -23,13 +23,12 @@ from .options import (
     Temperature,
     Timeout,
 )
-from .render import print_notes, print_tables
+from .render import print_notes, print_tables, show
 from .run import (
     check_template,
     example_pool,
     make_tagger,
     open_jets,
-    say,
     select,
     server,
     settings_from,
@@ -80,10 +79,9 @@ def compare(
 ) -> None:
     """The same jets over several efforts, templates or models, against the baselines.
 
-    Writes each run's results, compare.json, the plots and compare.html into OUT.
+    Writes each run's results, compare.json, the plots and compare.html into OUT; the tables
+    go to stdout.
     """
-    from ..store.rows import read_rows
-
     request = {
         "base_url": base_url,
         "concurrency": concurrency,
@@ -94,6 +92,7 @@ def compare(
         "temperature": temperature,
     }
     base = settings_from(**request)
+    dataset = open_jets(jets)  # a missing file is answered before the template stack loads
     for e in _split(efforts) or []:
         if e not in ("low", "medium", "high"):
             raise CLIError(f"invalid effort {e!r} in --efforts: use low, medium or high")
@@ -108,8 +107,9 @@ def compare(
     for settings in runs:
         check_template(settings.template)
     names = _run_names(grid)
-    dataset = open_jets(jets)
     selection = select(dataset, limit, dataset.labels is not None, seed)
+    from ..store.rows import read_rows
+
     examples = example_pool()
     out.mkdir(parents=True, exist_ok=True)
     rows: dict[str, list[dict[str, Any]]] = {}
@@ -157,8 +157,8 @@ def _compare_outputs(
     )
     print_tables(comparison, [costs])
     print_notes(comparison)
-    say(f"table:  {escape(str(out / 'compare.json'))}")
-    say(f"page:   {escape(str(page))}")
+    show(f"table:  {escape(str(out / 'compare.json'))}")
+    show(f"page:   {escape(str(page))}")
     for plot in plots:
-        say(f"plot:   {escape(str(plot))}")
+        show(f"plot:   {escape(str(plot))}")
     return comparison

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -11,6 +11,7 @@ from rich.markup import escape
 from .app import CLIError, app
 from .evaluate import evaluate_file
 from .options import Effort, MaxRetries, MaxTokens, Temperature, Template, Timeout
+from .render import show
 from .run import (
     check_template,
     example_pool,
@@ -21,8 +22,6 @@ from .run import (
     settings_from,
 )
 from .tagfile import tag_to_file
-
-_EMULATOR_DEMO_LATENCY: dict[str, Any] = {"ttft": 0.02, "itl": 0.0002}
 
 
 @app.command()
@@ -63,7 +62,7 @@ def demo(
     selection = select(sample, jets, True, seed)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
-    with server(True, settings, seed=seed, **_EMULATOR_DEMO_LATENCY) as backend:
+    with server(True, settings, seed=seed) as backend:  # the emulator's "demo" latency
         tagger = make_tagger(settings, backend, example_pool(), cache=True, refresh=False)
         backend.announce()
         say(
@@ -82,7 +81,7 @@ def demo(
         scores = f" · AUC {fmt_fraction(m['auc'], m['intervals'].get('auc'))}"
         if base.get("auc") is not None:
             scores += f" (multiplicity {fmt_fraction(base['auc'], base['intervals'].get('auc'))})"
-    say(
+    show(
         f"[bold]demo done[/]: {stats.done} jets ({stats.cache_hits} from the cache, "
         f"{stats.asked} asked){scores}. For a model's numbers, run `vjt tag` with "
         "--base-url pointing at vLLM."

@@ -9,7 +9,8 @@ import typer
 from rich.markup import escape
 
 from .app import CLIError, app
-from .render import print_report
+from .checks import check_results_files
+from .render import print_report, show
 from .run import open_jets, say
 
 
@@ -62,10 +63,10 @@ def evaluate_file(
     plots = write_plots(report, out)
     page = write_html(report, out / "report.html", plots, command=command)
     print_report(report)
-    say(f"report: {escape(str(out / 'report.json'))}")
-    say(f"page:   {escape(str(page))}")
+    show(f"report: {escape(str(out / 'report.json'))}")
+    show(f"page:   {escape(str(page))}")
     for plot in plots:
-        say(f"plot:   {escape(str(plot))}")
+        show(f"plot:   {escape(str(plot))}")
     return report
 
 
@@ -84,6 +85,8 @@ def evaluate(
 ) -> None:
     """Metrics with intervals beside the baselines, usage and latency.
 
-    Writes report.json, the plots and report.html (one self-contained page) into OUT.
+    Writes report.json, the plots and report.html (one self-contained page) into OUT; the
+    tables go to stdout.
     """
+    check_results_files(results)
     evaluate_file(results, out, jets, command="vjt evaluate " + " ".join(map(str, results)))

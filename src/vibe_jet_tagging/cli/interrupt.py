@@ -29,6 +29,16 @@ T = TypeVar("T")
 class Terminated(KeyboardInterrupt):
     """SIGTERM: stop as for Ctrl-C (what was written is kept), exit status 143."""
 
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        global terminated
+        terminated = True
+
+
+terminated = False
+"""Whether SIGTERM stopped this process's command (typer reports any KeyboardInterrupt as
+exit status 130; ``main`` reads this to say 143)."""
+
 
 def _terminate(signum: int, frame: Any) -> None:
     raise Terminated

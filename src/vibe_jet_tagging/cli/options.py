@@ -1,6 +1,7 @@
 """The options the commands share, each with its help text and environment variable.
 
-Help texts use rich markup, so a literal ``[`` is written ``\\[``.
+Help is plain text (click's, see ``app.py``): no markup, a ``[`` is a ``[``. Flags have one
+name (``--balanced``, no ``--no-balanced``), so help shows them without a type or default.
 """
 
 from __future__ import annotations
@@ -17,28 +18,31 @@ BaseUrl = Annotated[
     list[str] | None,
     typer.Option(
         help="The vLLM server; repeat it for several servers of the same model, each request "
-        "going to the least busy \\[env VJT_BASE_URL or OPENAI_BASE_URL, comma-separated]."
+        "going to the least busy [env VJT_BASE_URL or OPENAI_BASE_URL, comma-separated]."
     ),
 ]
-Model = Annotated[str | None, typer.Option(help="Served model name \\[env VJT_MODEL].")]
+Model = Annotated[str | None, typer.Option(help="Served model name [env VJT_MODEL].")]
 Effort = Annotated[
     str | None,
     typer.Option(
         "--effort",
         "--reasoning-effort",
-        help="Reasoning effort: low, medium or high \\[env VJT_EFFORT].",
+        help="Reasoning effort: low, medium or high [env VJT_EFFORT].",
     ),
 ]
 Template = Annotated[
-    str | None, typer.Option(help="Prompt template name or YAML path \\[env VJT_TEMPLATE].")
+    str | None, typer.Option(help="Prompt template name or YAML path [env VJT_TEMPLATE].")
 ]
 Shots = Annotated[int | None, typer.Option(help="Few-shot examples (overrides the template).")]
 Concurrency = Annotated[
-    int | None, typer.Option(help="Requests in flight at once \\[env VJT_CONCURRENCY].")
+    int | None, typer.Option(help="Requests in flight at once [env VJT_CONCURRENCY].")
 ]
 Limit = Annotated[int | None, typer.Option(help="Tag only this many jets.")]
 Balanced = Annotated[
-    bool, typer.Option(help="With --limit: a seeded balanced quark/gluon subset, not the first N.")
+    bool,
+    typer.Option(
+        "--balanced", help="With --limit: a seeded balanced quark/gluon subset, not the first N."
+    ),
 ]
 Shard = Annotated[
     str | None,
@@ -50,7 +54,10 @@ Shard = Annotated[
 Seed = Annotated[int | None, typer.Option(help="Seed of the model, the examples and subsets.")]
 Emulate = Annotated[
     bool,
-    typer.Option(help="Start the built-in emulated vLLM server (a physics heuristic, not an LLM)."),
+    typer.Option(
+        "--emulate",
+        help="Start the built-in emulated vLLM server (a physics heuristic, not an LLM).",
+    ),
 ]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")]
 Refresh = Annotated[bool, typer.Option("--refresh", help="Ask again even for cached jets.")]
@@ -59,30 +66,30 @@ SharedCache = Annotated[
     typer.Option(
         "--shared-cache",
         help="Use the cache folder although others can write to it (another user's, group- "
-        "or world-writable, a symlink); refused otherwise \\[env VJT_SHARED_CACHE].",
+        "or world-writable, a symlink); refused otherwise [env VJT_SHARED_CACHE].",
     ),
 ]
 MaxTokens = Annotated[
     int | None,
     typer.Option(
         help="Tokens the model may generate per request, reasoning included (default: unset, "
-        "the server allows the rest of its context) \\[env VJT_MAX_TOKENS]."
+        "the server allows the rest of its context) [env VJT_MAX_TOKENS]."
     ),
 ]
 Timeout = Annotated[
     float | None,
-    typer.Option(help="Seconds to wait for one answer (default 600) \\[env VJT_TIMEOUT]."),
+    typer.Option(help="Seconds to wait for one answer (default 600) [env VJT_TIMEOUT]."),
 ]
 MaxRetries = Annotated[
     int | None,
     typer.Option(
         help="Retries of connection errors, timeouts, 429 and 5xx (default 4) "
-        "\\[env VJT_MAX_RETRIES]."
+        "[env VJT_MAX_RETRIES]."
     ),
 ]
 Temperature = Annotated[
     float | None,
     typer.Option(
-        help="Sampling temperature, 0 to 2 (default: the server's) \\[env VJT_TEMPERATURE]."
+        help="Sampling temperature, 0 to 2 (default: the server's) [env VJT_TEMPERATURE]."
     ),
 ]

@@ -1,7 +1,9 @@
-"""Tables and summary lines the commands print (on stderr, through rich).
+"""Tables and summary lines the commands print (on stdout, through rich).
 
 The cells come from :func:`~.evaluation.report.metric_tables`: ``evaluate``, ``compare``
 and ``demo`` print every metric the same way, as the HTML page and ``report.json`` hold it.
+Tables, the notes that qualify them and the files written go to stdout (``vjt evaluate r.jsonl
+> metrics.txt`` keeps them); progress and warnings go to stderr (:func:`.run.say`).
 """
 
 from __future__ import annotations
@@ -12,8 +14,12 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from .app import console
-from .run import say
+from .app import out
+
+
+def show(message: str, **options: Any) -> None:
+    """One result line on stdout, unwrapped (a log or a test reads it whole)."""
+    out.print(message, soft_wrap=True, highlight=False, **options)
 
 
 def rich_table(table: Any) -> Table:
@@ -39,8 +45,8 @@ def print_tables(report: dict[str, Any], extra: list[Any] | None = None) -> None
 
     for i, table in enumerate([*metric_tables(report), *(extra or [])]):
         if i:
-            console.print()
-        console.print(rich_table(table))
+            out.print()
+        out.print(rich_table(table))
 
 
 def print_notes(report: dict[str, Any]) -> None:
@@ -48,13 +54,13 @@ def print_notes(report: dict[str, Any]) -> None:
     from ..evaluation.report.table import error_summary, taggers_of
 
     if report.get("backend_note"):
-        say(f"[yellow]{report['backend_note']} (these numbers say nothing about an LLM)[/]")
+        show(f"[yellow]{report['backend_note']} (these numbers say nothing about an LLM)[/]")
     taggers = taggers_of(report)
     for name, run in taggers.items():
         prefix = f"{escape(name)}: " if len(taggers) > 1 else ""
-        say(prefix + escape(error_summary(run)))
+        show(prefix + escape(error_summary(run)))
     for note in report.get("notes") or []:
-        say(f"[yellow]note[/]: {escape(note)}")
+        show(f"[yellow]note[/]: {escape(note)}")
 
 
 def print_report(report: dict[str, Any]) -> None:
@@ -65,18 +71,18 @@ def print_report(report: dict[str, Any]) -> None:
     print_notes(report)
     u = report["usage"]
     parsed = ", ".join(f"{k} {v:,}" for k, v in (report.get("parsed_by") or {}).items())
-    say(f"{report['cache_hits']:,} from the cache · answers read by {parsed or 'nothing'}")
+    show(f"{report['cache_hits']:,} from the cache · answers read by {parsed or 'nothing'}")
     estimated = " (estimated)" if u["reasoning_estimated"] else ""
     if report["cache_hits"] >= report["n_jets"]:
         rec = u["per_jet_recorded"]
-        say(
+        show(
             f"all from the cache: nothing asked, nothing paid (when asked, per jet: "
             f"{fmt_input_tokens(rec)}, {rec['output_tokens']:,.0f} output tokens)"
         )
         return
     per = u["per_jet"]
     lat = report["latency"]
-    say(
+    show(
         f"per jet asked: {fmt_input_tokens(per)}, {per['output_tokens']:,.0f} output "
         f"tokens ({per['reasoning_tokens']:,.0f} reasoning{estimated}), ${per['cost']:.5f} · "
         f"latency p50 {lat['p50']:.2f} s, p90 {lat['p90']:.2f} s"

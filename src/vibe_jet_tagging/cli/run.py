@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from .app import CLIError, console
 from .cache import cache_root, results_dir
+from .checks import url_problem
 from .lazy import lazy
 
 np = lazy("numpy")  # numpy is imported when a command first uses it
@@ -28,15 +29,16 @@ def say(message: str, **options: Any) -> None:
 
 
 def open_jets(spec: str) -> Any:
-    """The data set named on the command line ('sample' or a path, kept absolute)."""
+    """The data set named on the command line ('sample' or a path, kept absolute).
+
+    A path that does not exist is answered before numpy and the readers are imported.
+    """
+    path = Path(spec)
+    if spec != "sample" and not path.exists():
+        raise CLIError(f"{spec}: no such file or folder ('sample' is the bundled jets)")
     from ..jets.dataset import load_jets, load_sample
 
-    if spec == "sample":
-        return load_sample()
-    path = Path(spec)
-    if not path.exists():
-        raise CLIError(f"{spec}: no such file or folder ('sample' is the bundled jets)")
-    return load_jets(path.resolve())
+    return load_sample() if spec == "sample" else load_jets(path.resolve())
 
 
 def select(
@@ -125,11 +127,18 @@ def server(
     A real server is checked first (reachable, serves the model); one that turns out to be
     the emulated server is treated as such.
     """
-    from ..errors import ModelNotServedError, ServerError
-    from ..servers.info import fetch_pool_info
-
     if not emulate:
         urls, model = settings.base_urls, settings.model
+        for url in urls:  # a typo is to fix, not a server to start: said before any request
+            problem = url_problem(url)
+            if problem:
+                raise CLIError(
+                    f"base URL {url!r}: {problem}; fix --base-url (or VJT_BASE_URL, or "
+                    "base_url in the config file), e.g. http://localhost:8000/v1"
+                )
+        from ..errors import ModelNotServedError, ServerError
+        from ..servers.info import fetch_pool_info
+
         try:  # each server once; several must serve the same model
             info = fetch_pool_info(urls, settings.api_key.get_secret_value(), model)
         except ModelNotServedError as exc:
@@ -140,15 +149,17 @@ def server(
             ) from None
         except ServerError as exc:
             raise CLIError(
-                f"{exc}. Start vLLM there (`vllm serve {model}`) or point --base-url "
-                "(VJT_BASE_URL) at a running server, or pass --emulate to use the built-in "
-                "emulated server."
+                f"{str(exc).rstrip('.')}. Start vLLM there (`vllm serve {model}`) or point "
+                "--base-url (VJT_BASE_URL) at a running server, or pass --emulate to use the "
+                "built-in emulated server."
             ) from None
         yield Backend(urls, info.emulated)
         return
-    from ..emulator import EmulatedServer
+    from ..emulator import LATENCY_PRESETS, EmulatedServer
 
-    with EmulatedServer(models=models or [settings.model], **emulator_options) as emulated:
+    # The "demo" latency: an answer takes longer at a higher effort, as on vLLM (not instant).
+    options = {**LATENCY_PRESETS["demo"], **emulator_options}
+    with EmulatedServer(models=models or [settings.model], **options) as emulated:
         yield Backend([emulated.base_url], True)
 
 

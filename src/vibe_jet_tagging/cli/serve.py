@@ -10,7 +10,7 @@ from .app import CLIError, app, console
 
 # The emulator (aiohttp, jsonschema) is imported when the command runs, not for --help;
 # tests/unit/test_cli_startup.py checks that this list is emulator.LATENCY_PRESETS.
-PRESETS = ("instant", "gpt-oss-120b-h100", "gpt-oss-20b-h100")
+PRESETS = ("instant", "gpt-oss-120b-h100", "gpt-oss-20b-h100", "demo")
 
 _REAL_SERVER = (
     "vjt serve only runs the emulated server (--emulate); start a real one with "
@@ -68,7 +68,12 @@ def serve_command(
         str | None, typer.Option(help="reasoning | reasoning_content | both")
     ] = None,
     reasoning_tokens: Annotated[
-        bool, typer.Option(help="Report usage.completion_tokens_details.reasoning_tokens.")
+        bool,
+        typer.Option(
+            "--reasoning-tokens/--no-reasoning-tokens",
+            help="Report the reasoning tokens in the usage (completion_tokens_details); "
+            "many vLLM versions send null there.",
+        ),
     ] = True,
     preset: Annotated[
         str | None, typer.Option(help=f"Latency preset: {', '.join(PRESETS)}.")
@@ -116,8 +121,7 @@ def serve_command(
     language model: use it to exercise clients, never to judge a model.
     """
     if not emulate:
-        console.print(_REAL_SERVER, highlight=False, soft_wrap=True)
-        raise typer.Exit(2)
+        raise CLIError(_REAL_SERVER)  # one "error:" line, exit 2, as every bad input
     from pydantic import ValidationError
 
     from ..emulator import EmulatorConfig, serve

@@ -62,7 +62,7 @@ def tag(
     refresh: Refresh = False,
     shared_cache: SharedCache = False,
     reasoning: Annotated[
-        bool, typer.Option(help="Keep each jet's reasoning and answer in the rows.")
+        bool, typer.Option("--reasoning", help="Keep each jet's reasoning and answer in the rows.")
     ] = False,
     max_tokens: MaxTokens = None,
     timeout: Timeout = None,
@@ -99,8 +99,8 @@ def tag(
         seed=seed,
         shared_cache=shared_cache or None,
     )
+    dataset = open_jets(jets)  # a missing file is answered before the template stack loads
     check_template(settings.template)
-    dataset = open_jets(jets)
     selection = select(dataset, limit, balanced, seed, shard)
     with server(emulate, settings) as backend:
         tagger = make_tagger(

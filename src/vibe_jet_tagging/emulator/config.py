@@ -40,6 +40,10 @@ LATENCY_PRESETS: dict[str, dict[str, float]] = {
     "gpt-oss-120b-h100": {"ttft": 0.05, "itl": 0.0065, "itl_load_factor": 0.1},
     # gpt-oss-20b on one H100: roughly 1.6x faster per token.
     "gpt-oss-20b-h100": {"ttft": 0.03, "itl": 0.004, "itl_load_factor": 0.08},
+    # gpt-oss-120b-h100's shape about 30 times faster: time to first token plus a time per
+    # generated token, so an answer takes longer at a higher effort as on vLLM (medium about
+    # 0.1 s, high about 0.4 s), in seconds a demo can wait. What `vjt demo` and `--emulate` use.
+    "demo": {"ttft": 0.02, "itl": 0.0002, "itl_load_factor": 0.0},
 }
 """Named latency settings for :meth:`EmulatorConfig.with_preset` (``--preset`` on the CLI)."""
 

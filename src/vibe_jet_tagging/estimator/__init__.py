@@ -1,4 +1,5 @@
-"""The scikit-learn estimator over the tagger: :class:`LocalLLMClassifier` (the ``eval`` extra)."""
+"""The scikit-learn estimator over the tagger: :class:`LocalLLMClassifier` (the ``eval`` extra),
+and its scorers :func:`roc_auc_scorer` and :func:`usage_scorer`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ _EXPORTS = {
     "FAILED": "classifier",
     "LocalLLMClassifier": "classifier",
     "UnlabelledJetsWarning": "classifier",
+    "roc_auc_scorer": "scoring",
+    "usage_scorer": "scoring",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -25,3 +28,4 @@ def __getattr__(name: str) -> Any:  # names are imported on first use: importing
 
 if TYPE_CHECKING:
     from .classifier import FAILED, LocalLLMClassifier, UnlabelledJetsWarning
+    from .scoring import roc_auc_scorer, usage_scorer

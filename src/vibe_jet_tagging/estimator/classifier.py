@@ -10,7 +10,9 @@ Each jet is asked once per fit, however many of ``predict``, ``predict_proba`` a
 are called on it: the answers are kept per jet (the last ``max_kept``), and beyond that the
 result cache serves them. A jet the model could not label is never given a guessed label:
 ``predict`` marks it ``-1``, ``predict_proba`` gives it ``nan``, ``score`` counts it as wrong,
-each warns with :class:`UnlabelledJetsWarning`, and ``failures_`` says why.
+each warns with :class:`UnlabelledJetsWarning`, and ``failures_`` says why. For ROC scoring,
+:func:`~.scoring.roc_auc_scorer` counts such jets as chosen (wrong by default, left out, or a
+fixed probability); ``scoring="roc_auc"`` fails on the nan.
 """
 
 from __future__ import annotations
@@ -313,9 +315,10 @@ class LocalLLMClassifier(ClassifierMixin, BaseEstimator):
 
         The probability is the one the model stated (a hard label without one gives 0 or 1).
         scikit-learn's ROC tools (``roc_auc_score`` on column 1, the ``"roc_auc"`` scorer,
-        ``RocCurveDisplay.from_estimator``) read it; they refuse the nan of unlabelled jets.
-        There is no ``decision_function``: those tools need none, and it would only restate
-        this probability.
+        ``RocCurveDisplay.from_estimator``) read it; they refuse the nan of unlabelled jets:
+        score with :func:`~vibe_jet_tagging.estimator.roc_auc_scorer`, which counts those
+        jets as wrong (or as you choose). There is no ``decision_function``: those tools need
+        none, and it would only restate this probability.
         """
         return _proba(self.tag(X, use_async=use_async, verbose=verbose))
 
@@ -353,7 +356,8 @@ class LocalLLMClassifier(ClassifierMixin, BaseEstimator):
                 f"{len(self.failures_)} of {len(results)} jets got no label "
                 f"({', '.join(f'{n} {kind}' for kind, n in kinds.items())}; first: jet "
                 f"{first.index}: {first.error.message if first.error else '?'}): predict gives "
-                "-1, predict_proba nan, score counts them as wrong; see failures_",
+                "-1, predict_proba nan, score counts them as wrong; see failures_; for ROC "
+                "scoring use scoring=roc_auc_scorer() (counts them as wrong), not 'roc_auc'",
                 UnlabelledJetsWarning,
                 stacklevel=4,
             )

@@ -47,8 +47,6 @@ FAILED, LABELLED = 1, 2
 _LINE_SLACK = 64 << 10
 """Bytes a response line holds beside the answer (ids, usage, metadata)."""
 _CUSTOM_ID = re.compile(r'"custom_id"\s*:\s*"([^"\\]{1,200})"')
-SERVER = "vllm run-batch"
-"""What answered a batch line, as results record it (no URL: the runner's, not ours)."""
 
 
 @dataclass(frozen=True)
@@ -274,9 +272,7 @@ class BatchReader:
         return self._done(key, parsed, line.message, usage)
 
     def _done(self, key: str, parsed: Any, message: AIMessage, usage: Usage) -> TagResult:
-        result = self.gate.admit(
-            self._asked(key), parsed, message, usage, server=SERVER, store=False
-        )
+        result = self.gate.admit(self._asked(key), parsed, message, usage, store=False)
         if self.cache:
             self.staged.append(result)
         self.index.note(key, LABELLED)

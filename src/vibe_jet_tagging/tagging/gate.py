@@ -212,8 +212,9 @@ class AnswerGate:
     ) -> TagResult:
         """The labelled result of ``message`` for ``asked``: checked, signed and stored.
 
-        ``server``: the URL that answered (default: the client's). ``store=False`` leaves
-        the cache to :meth:`store` (imports that commit only once everything was read).
+        ``server``: the URL that answered (``None`` for an answer made offline, a batch
+        file's). ``store=False`` leaves the cache to :meth:`store` (imports that commit only
+        once everything was read).
         """
         check_consistent(parsed.label, parsed.quark_probability)
         answer = message.text
@@ -228,7 +229,7 @@ class AnswerGate:
             finish_reason=message.response_metadata.get("finish_reason"),
             usage=usage,
             latency=latency,
-            server=redact(server) or self.client.base_url,
+            server=redact(server),
             cached=bool(message.response_metadata.get("cache_hit")),
             identity=self.identity,
             answer_digest=answer_digest(answer),

@@ -294,7 +294,8 @@ class JetTagger(Runnable[JetInput, TagResult]):
         except ServerError as exc:  # the server's /models could not be read
             error = server_info_error(exc)
         else:
-            server = (message.response_metadata.get("headers") or {}).get(SERVER_HEADER)
+            headers = message.response_metadata.get("headers") or {}
+            server = headers.get(SERVER_HEADER) or self.client.base_url
             return self.gate.admit(asked, parsed, message, usage, latency=latency, server=server)
         raise TaggingError(self.gate.failed(asked, error, message, usage, latency))
 

@@ -37,12 +37,44 @@ __all__ = [
     "ERROR_KINDS",
     "build_comparison",
     "build_report",
+    "emulated_settings_note",
     "save_report",
     "tagger_name",
 ]
 
 EMULATED_NOTE = "emulated server: physics heuristic, not a language model"
 """What reports and plots say when the answers came from the emulated vLLM server."""
+
+_SETTING_NAMES = {"efforts": "reasoning effort", "templates": "template", "models": "model"}
+
+
+def emulated_settings_note(reports: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """What a comparison of runs on the emulated server must say: the settings that differ
+    between its runs could not change its answers (``None`` when no setting differs)."""
+    varying = [
+        key
+        for key in ("efforts", "templates", "models")
+        if len({tuple(r.get(key) or ()) for r in reports.values()}) > 1
+    ]
+    if not varying:
+        return None
+    what = " and the ".join(_SETTING_NAMES[k] for k in varying)
+    costs = []
+    if "efforts" in varying:
+        costs.append(
+            "a higher effort only makes the reasoning longer and the answer slower, as on "
+            "vLLM serving gpt-oss"
+        )
+    if "templates" in varying:
+        costs.append("another template only draws other noise")
+    if "models" in varying:
+        costs.append("every model name gets the same answers")
+    return (
+        f"emulated server: the {what} cannot change its answers (it reads each jet's "
+        f"multiplicity and width, plus seeded noise); {'; '.join(costs)}: differences "
+        "between these runs say nothing about the settings"
+    )
+
 
 ERROR_KINDS = ("parse", "contradiction", "server", "truncated", "input")
 """The kinds of jet without a label a report always counts (other kinds are added as found)."""
@@ -352,6 +384,10 @@ def build_comparison(
             report.pop(key)
         comparison["notes"].extend(report.pop("notes"))
         comparison["runs"][name] = report
+    if kind == "emulated":
+        note = emulated_settings_note(comparison["runs"])
+        if note:
+            comparison["notes"].insert(0, note)
     if dataset is not None and any(r["metrics"] for r in reports.values()):
         indices, jets = _baseline_jets(list(comparison["_plot"]["taggers"].values()), everything)
         _add_baselines(

@@ -103,7 +103,9 @@ def _usage(run: Mapping[str, Any]) -> list[tuple[str, Any]]:
         ("from the cache", f"{run['cache_hits']:,} jets"),
         (
             "latency of jets asked",
-            f"p50 {lat['p50']:.2f} s, p90 {lat['p90']:.2f} s ({lat['n']:,} jets)",
+            f"p50 {lat['p50']:.2f} s, p90 {lat['p90']:.2f} s ({lat['n']:,} jets)"
+            if lat["n"]
+            else f"none asked in this run (recorded when asked: {rec['latency']:.2f} s per jet)",
         ),
         ("answers read by", ", ".join(f"{k} {v:,}" for k, v in run["parsed_by"].items()) or "-"),
     ]
