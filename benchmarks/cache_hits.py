@@ -45,6 +45,7 @@ from _common import PerturbedJets, parser, peak_rss_mb, save, table
 from vibe_jet_tagging import JetTagger
 from vibe_jet_tagging.emulator import EmulatedServer
 from vibe_jet_tagging.store.cache import ResultCache
+from vibe_jet_tagging.tagging.gate import _signed
 
 TARGET = 20_000.0
 FIRST_TARGET_MS = 50.0
@@ -97,7 +98,9 @@ def extend(tagger: JetTagger, filled: list[Any], total: int) -> float:
             for i in range(low, min(low + 5000, total)):
                 jet = jets[i]
                 copy = {"key": tagger.key_for(jet), "jet_key": jet.key, "index": jet.index}
-                assert store.put(filled[i % n].model_copy(update=copy))
+                entry = filled[i % n].model_copy(update=copy)
+                entry.signature = tagger.gate.signer.sign(_signed(entry))  # its own keys, signed
+                assert store.put(entry)
     return time.perf_counter() - start
 
 

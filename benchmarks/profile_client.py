@@ -83,7 +83,7 @@ async def main(args: argparse.Namespace) -> None:
         cpu = time.process_time() - start
         print(f"CPU per jet, profiler off: {1e3 * cpu / args.jets:.3f} ms")
         jets = list(PerturbedJets(args.jets, offset=args.jets))
-        profile = cProfile.Profile(time.process_time)  # CPU time: steady under load
+        profile = cProfile.Profile()
         start = time.process_time()
         profile.enable()
         await run(jets)

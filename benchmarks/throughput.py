@@ -183,7 +183,7 @@ def measure_cli(
             "COLUMNS": "100",
         }
         args = ["tag", "sample", "--limit", str(n), "--template", template, "--base-url",
-                server.base_url, "--concurrency", str(k), "--no-cache", "--no-balanced",
+                server.base_url, "--concurrency", str(k), "--no-cache",
                 "-o", f"{folder}/out.jsonl"]  # fmt: skip
         server0 = server_cpu(pid)
         proc = subprocess.run(
