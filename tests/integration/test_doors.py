@@ -133,7 +133,6 @@ def tagged(emulator, tmp_path, capsys) -> Path:
     out = tmp_path / "tagged.jsonl"
     assert main(tag_args(emulator.base_url, out)) == 0, capsys.readouterr().err
     capsys.readouterr()
-    assert all(row["signature"] for row in read(out))
     return out
 
 

@@ -83,7 +83,7 @@ def _one_line(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-class LocalLLMClassifier(ClassifierMixin, BaseEstimator):
+class LocalLLMClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # sklearn: untyped
     """Quark/gluon classification with a reasoning LLM on a vLLM (OpenAI-compatible) server.
 
     A scikit-learn estimator: ``clone``, ``get_params``/``set_params``, ``Pipeline``,

@@ -160,12 +160,13 @@ def bad_rows(rows: NDArray[np.float64]) -> NDArray[np.bool_]:
     pt = rows[..., PT]
     pid = rows[..., PID]
     real = pt > 0
-    return (
+    bad: NDArray[np.bool_] = (
         ~np.isfinite(rows).all(axis=(1, 2))
         | (pt < 0).any(axis=1)
         | ~real.any(axis=1)
         | ((pid != np.round(pid)) & real).any(axis=1)
     )
+    return bad
 
 
 def _jet_or_error(row: Any, index: int | None) -> Jet | ValueError:

