@@ -32,10 +32,33 @@ from .identity import KeyPolicy
 from .prompt import JetPrompt
 from .results import TagResult
 
-__all__ = ["CHUNK", "Item", "Pending", "as_completed", "batch_configs", "coerced", "prepare"]
+__all__ = [
+    "CHUNK",
+    "FIRST_CHUNK",
+    "Item",
+    "Pending",
+    "as_completed",
+    "batch_configs",
+    "chunks",
+    "coerced",
+    "prepare",
+]
 
 CHUNK = 512
 """Jets coerced, keyed and looked up at once."""
+FIRST_CHUNK = 64
+"""The first chunk's size: the first result (a cache hit, or the first request sent) comes
+after 64 jets' preparation (~6 ms), not 512's (~50 ms)."""
+
+
+def chunks(n: int) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` of the chunks of ``n`` inputs: :data:`FIRST_CHUNK`, then
+    :data:`CHUNK` at a time."""
+    start, size = 0, FIRST_CHUNK
+    while start < n:
+        stop = min(start + size, n)
+        yield start, stop
+        start, size = stop, CHUNK
 
 
 @dataclass(slots=True)
@@ -98,15 +121,22 @@ def coerced(inputs: Sequence[Any], start: int, stop: int) -> Iterator[Jet | Valu
 
 
 def prepare(
-    inputs: Sequence[Any], start: int, *, keys: KeyPolicy, prompt: JetPrompt, gate: AnswerGate
+    inputs: Sequence[Any],
+    start: int,
+    *,
+    keys: KeyPolicy,
+    prompt: JetPrompt,
+    gate: AnswerGate,
+    stop: int | None = None,
 ) -> list[tuple[int, Item]]:
-    """A chunk of inputs coerced, keyed and looked up together (see :data:`Item`)."""
+    """``inputs[start:stop]`` (default: a :data:`CHUNK`) coerced, keyed and looked up
+    together (see :data:`Item`)."""
     out: list[tuple[int, Item]] = []
     try:
         settings: str | None = keys.settings_key  # asks the server once
     except ServerError:
         settings = None
-    stop = min(start + CHUNK, len(inputs))
+    stop = min(start + CHUNK if stop is None else stop, len(inputs))
     for i, jet in zip(range(start, stop), coerced(inputs, start, stop), strict=True):
         if isinstance(jet, ValueError) or settings is None:
             out.append((i, jet))
@@ -132,7 +162,7 @@ def prepare(
 
 async def as_completed(
     n: int,
-    prepare_chunk: Callable[[int], list[tuple[int, Item]]],
+    prepare_chunk: Callable[[int, int], list[tuple[int, Item]]],
     run: Callable[[int, Jet | Pending], Awaitable[TagResult]],
     *,
     limit: int,
@@ -140,9 +170,9 @@ async def as_completed(
 ) -> AsyncIterator[tuple[int, TagResult | Exception]]:
     """Yield ``(position, result)`` of ``n`` inputs as they finish: hits first, then the rest.
 
-    ``prepare_chunk(start)`` prepares the chunk from ``start`` (in a worker thread: it reads
-    the cache and maybe the server); ``run(position, item)`` tags one jet, with at most
-    ``limit`` in flight. Without ``return_exceptions`` the first error is raised.
+    ``prepare_chunk(start, stop)`` prepares a chunk (see :func:`chunks`; in a worker thread:
+    it reads the cache and maybe the server); ``run(position, item)`` tags one jet, with at
+    most ``limit`` in flight. Without ``return_exceptions`` the first error is raised.
     """
     tasks: set[asyncio.Task[tuple[int, TagResult | Exception]]] = set()
 
@@ -165,8 +195,8 @@ async def as_completed(
         return item
 
     try:
-        for start in range(0, n, CHUNK):
-            prepared = await asyncio.to_thread(prepare_chunk, start)
+        for start, stop in chunks(n):
+            prepared = await asyncio.to_thread(prepare_chunk, start, stop)
             for i, item in prepared:
                 if isinstance(item, TagResult | Exception):
                     yield check((i, item))

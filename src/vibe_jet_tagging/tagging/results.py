@@ -275,7 +275,8 @@ def _read_reasoning(result: TagResult) -> str | None:
             and entry.answer_digest == result.answer_digest
             and entry.signature == result.signature
         ):
-            return entry.__dict__.get("reasoning")
+            text = entry.__dict__.get("reasoning")
+            return text if isinstance(text, str) else None
     return None
 
 

@@ -387,9 +387,9 @@ class JetTagger(Runnable[JetInput, TagResult]):
         config_for, watched = batching.batch_configs(config, n)
         limit = config_for(0).get("max_concurrency") or self.max_concurrency
 
-        def prepare(start: int) -> list[tuple[int, batching.Item]]:
+        def prepare(start: int, stop: int) -> list[tuple[int, batching.Item]]:
             return batching.prepare(
-                inputs, start, keys=self.keys, prompt=self.prompt, gate=self.gate
+                inputs, start, keys=self.keys, prompt=self.prompt, gate=self.gate, stop=stop
             )
 
         async def run(i: int, item: Jet | Pending) -> TagResult:
