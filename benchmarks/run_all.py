@@ -155,14 +155,14 @@ def _cache_hits(doc: dict[str, Any]) -> list[Row]:
         rows += [
             (
                 f"first result, abatch_as_completed, {r['template']}, {r['stream_jets']:,} cached",
-                f"{r['stream_first_result_ms']:.1f} ms",
+                f"{r['stream_first_result_ms']:.1f} ms{_load(doc)}",
                 f"< {doc['params']['first_result_target_ms']:.0f} ms",
                 r["first_result_met"],
             ),
             (
                 f"abatch memory, {r['template']}, {r['stream_jets']:,} cached",
                 f"{r['stream_bytes_per_result_peak']:,.0f} B/result (peak; "
-                f"{r['stream_bytes_per_result_held']:,.0f} held)",
+                f"{r['stream_bytes_per_result_held']:,.0f} held){_load(doc)}",
                 f"<= {doc['params']['bytes_per_result_target']:,.0f} B/result",
                 r["bytes_per_result_met"],
             ),
