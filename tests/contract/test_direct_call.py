@@ -19,6 +19,7 @@ from langchain_core.messages import AIMessage
 from vibe_jet_tagging import JetTagger, load_sample
 from vibe_jet_tagging.tagging.model import ChatVLLM
 from vibe_jet_tagging.tagging.parsing import label_response_format
+from vibe_jet_tagging.tagging.results import SERVER_KINDS
 
 SAMPLE = load_sample()
 LOW = {"reasoning_effort": "low", "max_tokens": 300, "temperature": 0.0}
@@ -133,11 +134,12 @@ async def test_the_tagger_asks_directly_when_nobody_watches_and_through_langchai
     tagger = tagger_for(server, template="zero_shot")
     recorder = recorded(tagger)
     unwatched = await tagger.abatch([SAMPLE[13]], return_exceptions=True)
+    before = len(recorder.sent)  # 2 when the answer had no label and was asked again
     watcher = Watcher()
     watched = await tagger.abatch([SAMPLE[13]], {"callbacks": [watcher]}, return_exceptions=True)
-    assert watcher.llm_runs == 1  # the model call was a LangChain run
-    [(first, _), (second, _)] = recorder.sent
-    assert first == second
-    for result in (*unwatched, *watched):
+    # each watched model call was a LangChain run; the first request the same bytes
+    assert watcher.llm_runs == len(recorder.sent) - before >= 1
+    assert recorder.sent[0][0] == recorder.sent[before][0]
+    for result in (*unwatched, *watched):  # a small model's answer may state no label
         result = getattr(result, "result", result)
-        assert result.error is None or result.error.kind in ("parse", "truncated")
+        assert result.error is None or result.error.kind not in SERVER_KINDS, result.error
