@@ -8,12 +8,15 @@ langchain-openai dumps back into a dict. No extension point of the SDK skips the
 same request made the SDK's way, from a body the caller already has:
 
 - the same bytes: :func:`chat_body` orders and serializes the fields as ``create`` does (its
-  parameters' order, ``extra_body`` merged over them, ``openapi_dumps``' JSON), for the
+  parameters' order, ``extra_body`` merged over them, ``openapi_dumps``' JSON, written by
+  orjson when no float is in it: the same bytes), for the
   fields whose values the SDK passes through unchanged (:func:`direct_fields`); the wire
   contract tests compare the two byte for byte;
 - the same URL, headers and time-outs: built once per client by the SDK's own
   ``_build_request`` (``x-stainless-retry-count`` per attempt, as the SDK sends it);
-- the same HTTP client (its transport, hooks and pool);
+- the same HTTP client (its transport, hooks and pool); when the caller made that client
+  itself and it adds nothing to its transport (no hooks, auth or proxy mounts), the request
+  goes to the transport directly, and an unencoded answer is read from its stream as is;
 - the same retries (the SDK's ``_should_retry`` and ``_calculate_retry_timeout``: connection
   errors, time-outs, 408, 409, 429 and 5xx, ``Retry-After`` honoured) and the same typed
   errors (``APITimeoutError``, ``APIConnectionError``, the SDK's own status errors, and any
