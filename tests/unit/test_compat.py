@@ -140,3 +140,17 @@ def test_only_plain_payloads_take_the_direct_call():
     assert not compat_openai.direct_fields({**plain, "temperature": float("nan")})
     body = compat_openai.chat_body({**plain, "temperature": 0.5})
     assert body.startswith(b'{"messages":[{"role":"user","content":"x"}],"model":"m",')
+
+
+def test_aiohttp_connectors_still_close_at_once_without_a_loop_to_await():
+    import aiohttp
+
+    from vibe_jet_tagging._compat import aiohttp as compat_aiohttp
+
+    async def make() -> aiohttp.TCPConnector:
+        return aiohttp.TCPConnector()
+
+    connector = asyncio.run(make())  # its loop is closed now
+    assert callable(getattr(aiohttp.TCPConnector, "_close", None)), "aiohttp lost _close"
+    compat_aiohttp.close_now(connector)
+    assert connector.closed

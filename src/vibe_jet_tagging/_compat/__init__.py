@@ -8,6 +8,7 @@ with a message naming it, not a user's run:
 - :mod:`.httpx`: which httpx flavour the installed openai SDK uses (``httpx`` or ``httpx2``);
 - :mod:`.openai`: the SDK's request loop (its request template, retry rules and typed
   errors) for a Chat Completions body the caller built, without its per-call models;
+- :mod:`.aiohttp`: closing a connector from its finalizer;
 - :mod:`.asyncio`: chaining a task's outcome into a ``concurrent.futures.Future``;
 - :mod:`.diskcache`: diskcache's per-thread SQLite connection, for reading many keys at once;
 - :mod:`.langchain`: a chat generation's metadata, LangChain's beta warning class, the

@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import contextlib
 import contextvars
 import threading
 import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
+from .._compat.aiohttp import close_now
 from .._compat.httpx import httpx
 
 __all__ = ["AiohttpTransport"]
@@ -80,8 +80,7 @@ def _classes() -> tuple[type, type]:
                 return connection
 
             def __del__(self, *args: Any) -> None:
-                with contextlib.suppress(Exception):
-                    self._close()
+                close_now(self)  # quietly: no "Unclosed connector" lines
 
         _CLASSES = (aiohttp.ClientSession, Connector)
     return _CLASSES
