@@ -36,9 +36,11 @@ from .answer import (
     validate_answer,
 )
 from .errors import ContradictionError, LabelParseError, ParseErrorKind, TruncatedAnswerError
-from .prose import TAIL_CHARS, prose_decision
+from .prose import TAIL_CHARS
+from .reader import prose_decision
 from .schema import (
     COMPACT_LABEL_REGEX,
+    DIGIT_LABELS,
     SCHEMA_VERSION,
     JetLabel,
     Label,
@@ -48,6 +50,7 @@ from .schema import (
 
 __all__ = [
     "COMPACT_LABEL_REGEX",
+    "DIGIT_LABELS",
     "PARSER_VERSION",
     "SCHEMA_VERSION",
     "TAIL_CHARS",
