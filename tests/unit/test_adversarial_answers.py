@@ -382,7 +382,7 @@ def answers(draw: st.DrawFn) -> Answer:
     truth = ground_truth(reasoning, final, after)
     # Clean: nothing but neutral remarks or agreeing probabilities after a decision that ends
     # its sentence ("Final answer: quark Hope this helps." runs on: no decision).
-    ends = final.text.rstrip().endswith((".", "!", ")", "}", "}$")) or final.newline
+    ends = final.text.rstrip().endswith((".", "!", "}", "}$")) or final.newline
     sep = separators[(len(reasoning) + 1) % len(separators)]
     after_break = not after or ends or "\n" in sep or after[0].newline
     # ...and that starts its own sentence ("Answer: 1 It is a quark jet." runs on too).

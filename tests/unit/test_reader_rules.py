@@ -132,7 +132,7 @@ DOUBT_CASES = {
     "conditional": "Final answer: quark, assuming the count is right.",
     "undecided": "Final answer: gluon. Hard to say.",
     "refusal": "Final answer: gluon. Sorry.",
-    "question": "Final answer: quark?",
+    "question": "Final answer: quark. Right?",
     "retraction": "Final answer: quark. Scratch that.",
     "correction": "Final answer: quark. That is incorrect.",
 }

@@ -29,7 +29,9 @@ constant in the answer's length.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
+from itertools import accumulate
 
 __all__ = [
     "DOUBT_RULES",
@@ -137,11 +139,12 @@ DOUBT_RULES: dict[str, str] = {
     "refusal": r"\b(?:refuse\w*|decline|apologi[sz]e|sorry|as\s+an\s+ai)\b",
     # any question: "Answer: quark?"
     "question": r"\?",
-    # "scratch that", "on second thought", "actually", "wait", "correction", "I take it back"
+    # "scratch that", "on second thought", "actually", "wait", "correction", "I take it back",
+    # "No."
     "retraction": r"\b(?:scratch\s+that|on\s+second\s+thoughts?|on\s+reflection|actually"
     r"|wait|correction|i\s+take\s+(?:it|that)\s+back|hmm+|oops|let\s+me\s+re\w+"
     r"|re-?consider\w*|re-?think\w*|revis\w*|re-?check\w*|double[\s-]?check\w*"
-    r"|change\s+my\s+(?:mind|answer))\b|^\W*no\s*[,.!:;–—-]",
+    r"|change\s+my\s+(?:mind|answer))\b|\bno\s*(?:[,!:;–—]|\.(?!\d)|$)",
     # "that is incorrect", "I was wrong", "a mistake", "not quite"
     "correction": r"\b(?:incorrect\w*|wrong|mistake\w*|mistaken|erroneous)\b"
     r"|(?:\bnot|n't)\s+(?:quite|right|correct|true|accurate)\b",
@@ -166,6 +169,7 @@ QUOTE_RULES: dict[str, str] = {
 
 _EXAMPLE = re.compile("|".join(f"(?:{p})" for p in QUOTE_RULES.values()))
 _QUOTE_OPEN = re.compile(r"[\"“”`]")
+_FENCE_MARK = re.compile(r"`{3}\w*")
 
 # -- mentions, negations, alternatives --------------------------------------------------------
 
@@ -175,9 +179,14 @@ _MENTION = re.compile(
 )
 # A mention is negated when one of these ends right before it: "not a quark", "isn't 1",
 # "rather than a gluon", "instead of quark", "over gluon", "than a quark jet".
-_NEGATING = re.compile(
+_NEGATOR_WORDS = (
     r"(?:\bnot|n't|\bno|\bnever|\brather\s+than|\binstead\s+of|\bover|\bthan|\bexcluding)"
-    r"\s{1,3}(?:(?:a|an|the|like|really|exactly|look|looks|seem|seems|to|be|just|only"
+)
+_NEGATOR = re.compile(_NEGATOR_WORDS)
+_NEGATION_REACH = 40  # characters between a negating word and what it negates, at most
+_NEGATING = re.compile(
+    _NEGATOR_WORDS
+    + r"\s{1,3}(?:(?:a|an|the|like|really|exactly|look|looks|seem|seems|to|be|just|only"
     rf"|[01])\s{{1,3}}){{0,3}}[\s{MARKUP}(\[]{{0,4}}$"
 )
 # Two outcomes named as alternatives: "quark or gluon", "0/1", "1 vs 0", "or a gluon".
@@ -262,42 +271,75 @@ def without_probabilities(sentence: str) -> str:
 
 def mentions(sentence: str) -> tuple[set[str], set[str]]:
     """The labels a (lowercased) sentence names, and those it negates ("not a quark")."""
-    named: set[str] = set()
-    negated: set[str] = set()
     text = without_probabilities(sentence)
-    for m in _MENTION.finditer(text):
-        label = value_of(m)
-        if _NEGATING.search(text, max(0, m.start() - 40), m.start()):
-            negated.add(label)
-        else:
-            named.add(label)
+    counts = {"quark": 0, "gluon": 0}
+    for word, digit in _MENTION.findall(text):
+        counts[word or ("quark" if digit == "1" else "gluon")] += 1
+    negated_counts = {"quark": 0, "gluon": 0}
+    seen = -1
+    # Only mentions just after a negating word ("not a quark") can be negated.
+    for negator in _NEGATOR.finditer(text):
+        for m in _MENTION.finditer(text, max(negator.end(), seen + 1), negator.end() + 60):
+            if m.start() - negator.end() > _NEGATION_REACH:
+                break
+            if _NEGATING.search(text, max(0, m.start() - _NEGATION_REACH), m.start()):
+                negated_counts[value_of(m)] += 1
+                seen = m.start()
+    named = {label for label, n in counts.items() if n > negated_counts[label]}
+    negated = {label for label, n in negated_counts.items() if n}
     return named, negated
 
 
-def _open_quote(text: str) -> bool:
-    """Whether ``text`` leaves a quotation (or bracket) open."""
-    straight = sum(1 for q in _QUOTE_OPEN.findall(text) if q in '"`')
-    return straight % 2 == 1 or text.count("“") > text.count("”")
+class _Quotes:
+    """Where a sentence's quotations and example markers leave it, for any position.
 
+    Prefix counts over the sentence, built once: asking about every decision of a sentence
+    costs one pass, not one per decision.
+    """
 
-def _quoted(sentence: str, start: int) -> bool:
-    """Whether the decision starting at ``start`` is a quoted example, not a decision: in an
-    open quotation, or after an example marker whose quotation or bracket has not closed."""
-    before = sentence[:start]
-    if _open_quote(before):
-        return True
-    marker = None
-    for marker in _EXAMPLE.finditer(before):  # noqa: B007 - the last marker counts
-        pass
-    if marker is None:
-        return False
-    since = before[marker.end() :]
-    closed = re.search(r"[\"`”)]", since) is not None and not _open_quote(since)
-    return not closed or since.count("(") > since.count(")")
+    def __init__(self, text: str) -> None:
+        def counts(chars: str) -> list[int]:
+            return list(accumulate((c in chars for c in text), initial=0))
+
+        self.straight = counts('"`')
+        self.opening, self.closing = counts("“"), counts("”")
+        self.paren_open, self.paren_close = counts("("), counts(")")
+        self.closers = counts('"`”)')
+        self.markers = [m.end() for m in _EXAMPLE.finditer(text)]
+
+    def _open(self, a: int, b: int) -> bool:
+        """Whether ``text[a:b]`` leaves a quotation open."""
+        straight = self.straight[b] - self.straight[a]
+        return straight % 2 == 1 or self.opening[b] - self.opening[a] > (
+            self.closing[b] - self.closing[a]
+        )
+
+    def in_quotation(self, start: int) -> bool:
+        """Whether ``start`` lies in an open quotation ("...", `...`, “...”)."""
+        return self._open(0, start)
+
+    def after_marker(self, start: int) -> bool:
+        """Whether ``start`` follows an example marker ("e.g.", "for example", "format")
+        whose quotation or bracket has not closed before it."""
+        k = bisect_right(self.markers, start) - 1
+        if k < 0:
+            return False
+        end = self.markers[k]
+        closed = self.closers[start] > self.closers[end] and not self._open(end, start)
+        unclosed_bracket = self.paren_open[start] - self.paren_open[end] > (
+            self.paren_close[start] - self.paren_close[end]
+        )
+        return not closed or unclosed_bracket
+
+    def quoted(self, start: int) -> bool:
+        """Whether a decision starting at ``start`` is a quoted example, not a decision."""
+        return self.in_quotation(start) or self.after_marker(start)
 
 
 def example_prefix(prefix: str) -> bool:
-    """Whether text before a JSON object on its line introduces it as an example or quote."""
+    """Whether text before a JSON object on its line introduces it as an example or quote
+    (a code fence does not)."""
+    prefix = _FENCE_MARK.sub(" ", prefix)
     return _EXAMPLE.search(prefix) is not None or _QUOTE_OPEN.search(prefix) is not None
 
 
@@ -350,14 +392,17 @@ def decide(sentence: str, lone: str) -> Decision | None:
         if match is not None:
             return Decision(value_of(match), explicit=False)
     text = without_probabilities(sentence)
+    # Only values that close the decision count: "so gluon jets radiate more" is a remark.
     found = [
         m
         for pattern in (_DECISION, _DECLARATIVE)
         for m in pattern.finditer(text)
-        if not _quoted(text, m.start())
+        if _CLOSES.match(text, m.end())
     ]
-    # Only values that close the decision count: "so gluon jets radiate more" is a remark.
-    found = [m for m in found if _CLOSES.match(text, m.end())]
+    if not found:
+        return None
+    quotes = _Quotes(text)
+    found = [m for m in found if not quotes.quoted(m.start())]
     if not found:
         return None
     last = max(found, key=lambda m: (m.end(), -m.start()))

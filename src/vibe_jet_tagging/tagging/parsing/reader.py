@@ -13,8 +13,9 @@ It walks them from the last one back:
 - a sentence with an **explicit decision** (:func:`~.prose.decide`): the decision; an
   ambiguous one: no label;
 - a **lone value** (a label word that is a whole sentence, 0/1 that is a whole line): the
-  decision too, unless an earlier decision states the other class ("The answer is gluon.\\n1":
-  no label);
+  decision too, unless the decision before it states the other class ("The answer is
+  gluon.\\n1": no label), and not at the end of an answer longer than the part read (what
+  came before it is unknown);
 - anything else is read for the labels it names or negates; reasoning is skipped.
 
 A decision stands only if no statement after it names the other class (not negated:
@@ -31,7 +32,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .prose import (
-    MARKUP,
     alternatives,
     decide,
     decided_labels,
@@ -53,6 +53,7 @@ _JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|[{}]', re.DOTALL)
 _SENTENCE_END = re.compile(r"(?<=[.!?;])(?<!e\.g\.)(?<!i\.e\.)[ \t]+")
 _LIST_MARKER = re.compile(r"\(?\d{1,3}[.)]")
 _FENCE = re.compile(r"\s*```\w*\s*")
+_CONTENT = re.compile(r"[^\W_]|\?")
 _BLANK = re.compile(r"[^\n]")
 
 
@@ -118,7 +119,9 @@ def _json_spans(text: str) -> list[tuple[int, int]]:
 
 
 def _is_markup(line: str) -> bool:
-    return not line.strip(MARKUP + " \t#>-") or _FENCE.fullmatch(line) is not None
+    """Whether a line or sentence says nothing: no word, digit or question mark ("---",
+    "**", a code fence)."""
+    return _CONTENT.search(line) is None or _FENCE.fullmatch(line) is not None
 
 
 def _masked(text: str, spans: list[tuple[int, int]]) -> str:
@@ -149,9 +152,7 @@ def statements(text: str) -> tuple[list[Statement], str]:
             span_index += 1
         for a, b in jsons:
             prefix = masked[line_start:a]
-            quoted = (not _is_markup(prefix) and example_prefix(prefix)) or (
-                _is_markup(prefix) and quoted_line(previous)
-            )
+            quoted = example_prefix(prefix) or (_is_markup(prefix) and quoted_line(previous))
             out.append(Statement(text[a:b], json=True, start=a, quoted=quoted))
         if _is_markup(line):
             if jsons:
@@ -217,7 +218,7 @@ def read(text: str, validate: Validate, *, whole: bool = True) -> Reading:
             if why:
                 return _none(why)
             if decision.explicit:
-                return _prose(decision.label, masked, st.start)
+                return _prose(decision.label, masked, st.start, found[:i])
             return _lone(decision.label, found[:i], masked, st.start, validate, whole)
         if alternatives(st.text):
             return _none("the answer names both classes without deciding")
@@ -265,7 +266,7 @@ def _lone(
             return conflict
         if decision.explicit:
             break
-    return _prose(label, masked, start)
+    return _prose(label, masked, start, before)
 
 
 def _stands(label: str, named: set[str], negated: set[str]) -> str:
@@ -290,14 +291,17 @@ def _disagreeing(label: str, text: str) -> float | None:
     return next((p for p in stated_probabilities(text) if (label == "quark") != (p >= 0.5)), None)
 
 
-def _prose(label: str, masked: str, start: int) -> Reading:
-    """A prose decision, with the probability stated from its line (or the line before, if
-    that decides nothing) to the end: every one stated there must agree with it; the last is
-    the answer's."""
+def _prose(label: str, masked: str, start: int, before: list[Statement]) -> Reading:
+    """A prose decision, with the probabilities stated from its line (or the line before, if
+    that decides nothing), after any earlier decision, to the end: every one must agree with
+    it; the last is the answer's."""
     line_start = masked.rfind("\n", 0, start) + 1
     previous = masked.rfind("\n", 0, max(line_start - 1, 0)) + 1
     if line_start and not decided_labels(masked[previous:line_start]):
         line_start = previous  # "P(quark) = 0.8\nFinal answer: quark"
+    for st in before:  # "Answer: gluon (P(quark) = 0.1). It is a quark jet.": not its own
+        if st.start >= line_start and (st.json or decided_labels(st.text)):
+            line_start = max(line_start, st.start + len(st.text))
     region = masked[line_start:]
     disagree = _disagreeing(label, region)
     if disagree is not None:
@@ -319,7 +323,8 @@ def _no_json(text: str) -> tuple[str, float | None]:
 
 def prose_decision(text: str) -> ProseReading:
     """The label an answer's prose decides by the reader's rule (a JSON decision gives None)."""
-    reading = read(tail(text), _no_json)
+    end = tail(text)
+    reading = read(end, _no_json, whole=len(end) == len(text))
     if reading.step == "schema":
         return ProseReading(None, reading.why or "the answer's decision is JSON")
     return ProseReading(reading.label, reading.why)
