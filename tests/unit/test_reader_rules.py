@@ -187,12 +187,15 @@ def test_a_quoted_example_before_the_decision_is_reasoning() -> None:
 
 NEGATION_CASES = [
     # The decision's own sentence: every negation must be aimed at the other class.
-    pytest.param("I don't think the answer is quark.", None, id="agreement-voids"),
-    pytest.param("Final answer: quark, which isn't a sure thing", None, id="agreement-voids-2"),
+    pytest.param("Final answer: quark, isn't it.", None, id="agreement-voids"),
+    pytest.param("The answer is quark — not.", None, id="agreement-voids-2"),
+    pytest.param("The answer is gluon, and no other", None, id="agreement-voids-3"),
+    pytest.param("I don't think the answer is quark.", None, id="doubt-and-agreement"),
     pytest.param("Not a quark jet: it is a gluon jet.", "gluon", id="agreement-aimed"),
     pytest.param("It doesn't look like a gluon, so it's a quark jet.", "quark", id="aimed-2"),
     # After the decision: negating it voids it; negating the other class agrees.
     pytest.param("Final answer: quark. It is not a quark.", None, id="negated-after"),
+    pytest.param("The answer is quark. Not!", None, id="bare-not-after"),
     pytest.param("Final answer: gluon. Definitely not a quark.", "gluon", id="other-negated-after"),
     pytest.param("Final answer: 0. Not 1.", "gluon", id="other-digit-negated-after"),
     pytest.param("Answer: gluon. Rather than quark.", "gluon", id="rather-than-after"),

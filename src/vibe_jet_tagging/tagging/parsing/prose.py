@@ -140,11 +140,12 @@ DOUBT_RULES: dict[str, str] = {
     # any question: "Answer: quark?"
     "question": r"\?",
     # "scratch that", "on second thought", "actually", "wait", "correction", "I take it back",
-    # "No."
+    # "No.", "Not!"
     "retraction": r"\b(?:scratch\s+that|on\s+second\s+thoughts?|on\s+reflection|actually"
     r"|wait|correction|i\s+take\s+(?:it|that)\s+back|hmm+|oops|let\s+me\s+re\w+"
     r"|re-?consider\w*|re-?think\w*|revis\w*|re-?check\w*|double[\s-]?check\w*"
-    r"|change\s+my\s+(?:mind|answer))\b|\bno\s*(?:[,!:;–—]|\.(?!\d)|$)",
+    r"|change\s+my\s+(?:mind|answer))\b|\bno\s*(?:[,!:;–—]|\.(?!\d)|$)"
+    r"|^\W*(?:not|nope|nah)\W*$",
     # "that is incorrect", "I was wrong", "a mistake", "not quite"
     "correction": r"\b(?:incorrect\w*|wrong|mistake\w*|mistaken|erroneous)\b"
     r"|(?:\bnot|n't)\s+(?:quite|right|correct|true|accurate)\b",
