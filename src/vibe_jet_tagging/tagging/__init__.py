@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "ChatVLLM": "model",
+    "ConstrainedChatModel": "parser",
     "JetLabelParser": "parser",
     "JetPromptTemplate": "prompt",
     "JetTagger": "tagger",
@@ -25,6 +26,7 @@ _EXPORTS = {
     "TaggingError": "results",
     "TransientTaggingError": "results",
     "Usage": "results",
+    "label_constraint": "parser",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -41,7 +43,7 @@ def __getattr__(name: str) -> Any:  # names are imported on first use: importing
 
 if TYPE_CHECKING:
     from .model import ChatVLLM
-    from .parser import JetLabelParser
+    from .parser import ConstrainedChatModel, JetLabelParser, label_constraint
     from .prompt import JetPromptTemplate
     from .results import TaggingError, TagResult, TransientTaggingError, Usage
     from .tagger import JetTagger
