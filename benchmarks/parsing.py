@@ -9,8 +9,9 @@ answer of any length costs at most what its tail costs. Measured here:
    the earlier regexes), 1 MB and 10 MB made of adversarial fillers (newlines, "answer is ",
    "1 ", "quark or ", "not ", "I'd say ", "{"...), each without and with a decision at the
    end; the slowest filler per size is the figure that counts.
-2. ``scaling``: the prose reader with the tail bound lifted, on 4 kB, 16 kB and 64 kB of each
-   filler: the time grows in proportion to the length (linear), not its square.
+2. ``scaling``: the reader's walk (:mod:`~vibe_jet_tagging.tagging.parsing.reader`) without
+   the tail bound, on 4 kB, 16 kB and 64 kB of each filler: the time grows in proportion to
+   the length (linear), not its square.
 3. ``typical``: the emulated server's answer styles (JSON, "Final answer: 0", the hedged
    style...), microseconds per answer.
 
@@ -27,7 +28,8 @@ from typing import Any
 
 from _common import parser, save, table
 
-from vibe_jet_tagging.tagging.parsing import LabelParseError, prose, read_label
+from vibe_jet_tagging.tagging.parsing import TAIL_CHARS, LabelParseError, read_label
+from vibe_jet_tagging.tagging.parsing.reader import read as read_statements
 
 FILLERS = [
     "\n",
@@ -49,6 +51,11 @@ FILLERS = [
     "it's ",
     "n't ",
     "x",
+    '{"',
+    "e.g. answer: quark ",
+    '"answer: 1" ',
+    "maybe ",
+    "\\boxed{1} ",
 ]
 ENDINGS = ["", "\nFinal answer: gluon"]
 TYPICAL = [
@@ -77,6 +84,15 @@ def seconds(call: Callable[[], Any], repeat: int) -> float:
 def read(text: str) -> None:
     with contextlib.suppress(LabelParseError):
         read_label(text, "stop")
+
+
+def _no_json(text: str) -> tuple[str, float | None]:
+    raise ValueError("not validated here")
+
+
+def walk(text: str) -> None:
+    """The reader's walk over all of ``text`` (no tail cut, JSON not validated)."""
+    read_statements(text, _no_json)
 
 
 def main() -> None:
@@ -110,23 +126,15 @@ def main() -> None:
 
     scaling: list[dict[str, Any]] = []
     lengths = [4096, 16384, 65536]
-    bound = prose.TAIL_CHARS
-    prose.TAIL_CHARS = max(lengths)  # lift the bound: measure the reader itself
-    try:
-        for filler in FILLERS:
-            if filler == "{":
-                continue  # JSON is not read as prose
-            row: dict[str, Any] = {"filler": filler}
-            for n in lengths:
-                texts = [(filler * n)[:n] + ending for ending in ENDINGS]
-                row[f"ms_{n}"] = (
-                    max(seconds(lambda t=t: prose.prose_decision(t), repeat) for t in texts) * 1e3
-                )
-            row["ratio_64k_4k"] = row["ms_65536"] / max(row["ms_4096"], 1e-9)
-            scaling.append(row)
-    finally:
-        prose.TAIL_CHARS = bound
-    print("\n2. the prose reader without its bound: time vs length (16x the length)")
+    for filler in FILLERS:
+        row: dict[str, Any] = {"filler": filler}
+        for n in lengths:
+            # The walk itself on n characters (read_label would cut them to TAIL_CHARS).
+            texts = [(filler * n)[:n] + ending for ending in ENDINGS]
+            row[f"ms_{n}"] = max(seconds(lambda t=t: walk(t), repeat) for t in texts) * 1e3
+        row["ratio_64k_4k"] = row["ms_65536"] / max(row["ms_4096"], 1e-9)
+        scaling.append(row)
+    print("\n2. the reader's walk without its bound: time vs length (16x the length)")
     columns = ["ms_4096", "ms_16384", "ms_65536", "ratio_64k_4k"]
     rows = [[repr(r["filler"]), *(r[c] for c in columns)] for r in scaling]
     print(table(["filler", "4 kB ms", "16 kB ms", "64 kB ms", "64k / 4k"], rows))
@@ -139,7 +147,7 @@ def main() -> None:
 
     ratios = sorted(r["ratio_64k_4k"] for r in scaling)
     summary = {
-        "tail_chars": bound,
+        "tail_chars": TAIL_CHARS,
         "slowest_ms_by_size": {str(r["size"]): r["ms"] for r in worst},
         "scaling_ratio_64k_over_4k_median": statistics.median(ratios),
         "scaling_ratio_64k_over_4k_max": ratios[-1],

@@ -10,14 +10,13 @@ Names are imported on first use, so ``import vibe_jet_tagging`` stays quick.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from . import _moved
+from ._imports import install, lazy_exports
 
 __version__ = "0.1.0"
 
-_moved.install()  # old module paths (``vibe_jet_tagging.tagging.tagger``...) for one more release
+install()  # the module paths of earlier releases (``vibe_jet_tagging.chain``...), one more
 
 _EXPORTS = {
     "Jet": "jets.jet",
@@ -55,13 +54,7 @@ _EXPORTS = {
 __all__ = [*sorted(_EXPORTS), "__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'vibe_jet_tagging' has no attribute {name!r}")
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())  # names imported on first use
 
 
 def __dir__() -> list[str]:

@@ -19,7 +19,7 @@ from vibe_jet_tagging import JetTagger, ResultCache, TaggingError, VJTError
 from vibe_jet_tagging.cli import main
 from vibe_jet_tagging.emulator import EmulatedServer
 from vibe_jet_tagging.jets.dataset import load_sample
-from vibe_jet_tagging.store import rows as rows_module
+from vibe_jet_tagging.store import folder as folder_module
 
 from .batch_standin import answer_lines
 from .model_standin import MODEL, WEIGHTS, ModelStandIn
@@ -247,25 +247,30 @@ def test_another_users_results_file_is_refused_unless_trusted(
     emulator, tagged, capsys, monkeypatch
 ):
     rows = read(tagged)
+    stated = {row["index"]: row["label"] for row in rows}
     for row in rows:  # every label edited
         row["label"] = "quark" if row["label"] == "gluon" else "gluon"
         row["quark_probability"] = 1 - row["quark_probability"]
     write(tagged, rows)
     tagged.chmod(0o666)
-    monkeypatch.setattr(rows_module, "_uid", lambda: os.getuid() + 1)  # another user ran it
-    assert main(tag_args(emulator.base_url, tagged)) == 2
-    assert "belongs to another user" in one_error_line(capsys.readouterr().err)
-    monkeypatch.undo()
-    monkeypatch.setattr(rows_module, "_uid", os.getuid)
+    with monkeypatch.context() as other_user:  # another user ran it
+        other_user.setattr(folder_module, "user_id", lambda: os.getuid() + 1)
+        assert main(tag_args(emulator.base_url, tagged, "--no-cache")) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert f"refusing {tagged}: it belongs to another user" in line
     assert main(tag_args(emulator.base_url, tagged)) == 2  # ours, but others can write it
-    assert "others can write it" in one_error_line(capsys.readouterr().err)
+    assert f"refusing {tagged}: its group or others can write it" in one_error_line(
+        capsys.readouterr().err
+    )
     tagged.chmod(0o644)
     emulator.reset_stats()
     assert main(tag_args(emulator.base_url, tagged, "--no-cache")) == 0
     err = capsys.readouterr().err
     assert "6 labelled rows were not kept" in err and "does not verify" in err
     assert emulator.stats()["requests_total"] == 6  # every edited jet asked again
-    assert {row["signature"] for row in read(tagged)}.isdisjoint(r["signature"] for r in rows)
+    again = read(tagged)
+    assert {row["index"]: row["label"] for row in again} == stated  # the model's, not the edit
+    assert all(row["origin"] == "model" and not row["cached"] for row in again)
 
 
 def test_a_trusted_file_is_kept_and_marked_imported(emulator, tagged, capsys):

@@ -112,7 +112,7 @@ def test_prose_that_contradicts_its_stated_probability_is_a_contradiction():
 
 
 def test_versions_are_bumped_so_old_cached_answers_miss():
-    assert (SCHEMA_VERSION, PARSER_VERSION) == ("2", "2")
+    assert (SCHEMA_VERSION, PARSER_VERSION) == ("2", "3")
 
 
 # -- prose: explicit decisions only --------------------------------------------------------------
@@ -312,29 +312,29 @@ def test_parse_errors_are_langchain_output_parser_exceptions_and_package_errors(
 
 
 @pytest.mark.parametrize("size", [10**6, 10**7])
-@pytest.mark.parametrize("filler", ["\n", "answer is ", "**", "1 ", "quark or ", "{"])
+@pytest.mark.parametrize("filler", ["\n", "answer is ", "**", "1 ", "quark or ", "{", '{"'])
 def test_a_huge_answer_is_read_from_its_tail_only(monkeypatch, size, filler):
     """The work is bounded by TAIL_CHARS whatever the answer's length (no timing asserted)."""
-    from vibe_jet_tagging.tagging.parsing import answer, prose
+    from vibe_jet_tagging.tagging.parsing import answer
 
     seen: list[int] = []
-    decide, validate = prose.prose_decision, answer.process_response
+    walk, validate = answer.read, answer.process_response
 
-    def spy_decide(text):
+    def spy_walk(text, check, **kwargs):
         seen.append(len(text))
-        return decide(text)
+        return walk(text, check, **kwargs)
 
     def spy_validate(completion, **kwargs):
         seen.append(len(completion.choices[0].message.content))
         return validate(completion, **kwargs)
 
-    monkeypatch.setattr(answer, "prose_decision", spy_decide)
+    monkeypatch.setattr(answer, "read", spy_walk)
     monkeypatch.setattr(answer, "process_response", spy_validate)
     text = filler * (size // len(filler)) + "\nFinal answer: gluon"
-    if filler == "{":
-        with pytest.raises(LabelParseError):  # JSON-looking text is read as JSON only
+    if filler == '{"':
+        with pytest.raises(LabelParseError):  # an open JSON object runs to the end
             read_label(text)
-    else:
+    else:  # "{{{{" opens no JSON object: it is prose
         assert read_label(text).label == "gluon"
     assert seen and max(seen) <= TAIL_CHARS
 

@@ -297,3 +297,16 @@ async def test_a_data_set_or_padded_array_is_tagged_as_its_jets_one_by_one(label
     assert [r[0] for r in from_array if isinstance(r, tuple)] == [
         r[0] for r in from_ds[::-1] if isinstance(r, tuple)
     ]
+
+
+def test_a_template_that_asks_for_digits_gets_its_json_digits_read(jet):
+    from vibe_jet_tagging.tagging.templates import PromptTemplateSpec, load_template
+
+    zero = load_template("zero_shot")
+    digits = PromptTemplateSpec(**{**zero.model_dump(), "labels": "digits", "name": "digits"})
+    answer = '{"label": 1, "quark_probability": 0.8}'
+    result = tagger(scripted(answer), template=digits).invoke(jet)
+    assert (result.label, result.quark_probability) == ("quark", 0.8)
+    with pytest.raises(TaggingError) as words:  # a words template: 1 is no label
+        tagger(scripted(answer, answer)).invoke(jet)
+    assert words.value.result.error.kind == "parse"

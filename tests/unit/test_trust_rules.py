@@ -449,3 +449,144 @@ def test_an_entry_with_its_format_first_or_unknown_fields(tmp_path):
     cache._cache.set(KEY, json.dumps([1, 2]))
     with pytest.raises(ValueError, match=r"cache format None, not 3"):
         _decode_result(cache._cache.get(KEY))
+
+
+# -- what the first mutation run left: failure paths, messages, defaults -----------------------
+
+
+def test_a_row_without_its_origin_is_this_users_model_answer(row):
+    from vibe_jet_tagging.tagging.gate import check_row
+
+    del row["origin"]
+    assert check_row(row, where="w", signer=default_signer()).origin == "model"
+
+
+def test_refresh_given_to_the_tagger_reaches_the_gate(tmp_path, jet):
+    tagger = gated(tmp_path, ANSWER, ANSWER)
+    tagger.invoke(jet)
+    again = gated(tmp_path, ANSWER, refresh=True)
+    assert again.gate.refresh is True
+    assert not again.invoke(jet).cached
+
+
+def test_a_failed_result_records_the_effort(tmp_path):
+    from vibe_jet_tagging import ChatVLLM
+
+    model = ChatVLLM(base_url="http://127.0.0.1:9/v1", reasoning_effort="low")
+    tagger = JetTagger(model, template="zero_shot", cache=None)
+    failed = tagger.gate.failed(Asked(KEY, KEY), TagError(kind="server", message="x"))
+    assert failed.effort == "low"
+
+
+def test_the_key_errors_say_exactly_what_to_do(tmp_path, monkeypatch):
+    path = tmp_path / "k.key"
+    _ = Signer(path=path).key
+    path.chmod(0o660)
+    with pytest.raises(ProvenanceKeyError) as loose:
+        _ = Signer(path=path).key
+    assert str(loose.value) == (
+        f"{path}: others can read or write the signing key (mode 660), so they could sign "
+        "results as you; `chmod 600` it, or remove it to get a new one (earlier results then "
+        "no longer verify)"
+    )
+    path.chmod(0o600)
+    uid = os.stat(path).st_uid
+    monkeypatch.setattr(os, "getuid", lambda: uid + 1)
+    with pytest.raises(ProvenanceKeyError) as other:
+        _ = Signer(path=path).key
+    assert str(other.value) == (
+        f"{path}: the signing key belongs to another user (uid {uid}); use a key of your own "
+        "(remove it, or set VJT_KEY_FILE)"
+    )
+
+
+def test_bulk_reads_ask_sqlite_once_per_500_keys(tmp_path, monkeypatch):
+    from vibe_jet_tagging.store import cache as cache_module
+
+    cache = ResultCache(tmp_path)
+    keys = [f"{i:032x}" for i in range(1001)]
+    for key in keys[:3]:
+        cache.put(result(key))
+    queries = []
+    real = cache_module.diskcache_sql.query
+    monkeypatch.setattr(
+        cache_module.diskcache_sql, "query", lambda *a: queries.append(1) or real(*a)
+    )
+    assert len(cache.get_many(keys)) == 3
+    assert len(queries) == 3
+
+
+def test_read_failures_give_up_or_miss_saying_which(tmp_path, caplog, monkeypatch):
+    import sqlite3
+
+    from vibe_jet_tagging.store import cache as cache_module
+
+    cache = ResultCache(tmp_path)
+    cache.put(result(KEY))
+
+    def broken(*args, **kwargs):
+        raise OSError("gone")
+
+    monkeypatch.setattr(cache._cache, "get", broken)
+    assert cache.get(KEY) is None and cache.available
+    assert caplog.records[-1].getMessage() == (
+        f"cache entry {KEY} unreadable, treated as a miss: gone"
+    )
+    monkeypatch.setattr(cache_module.diskcache_sql, "query", broken)
+    assert cache.get_many([KEY]) == {} and cache.available
+    assert caplog.records[-1].getMessage() == "cache entries unreadable, treated as misses: gone"
+
+    def corrupt(*args, **kwargs):
+        raise sqlite3.DatabaseError("file is not a database")
+
+    monkeypatch.setattr(cache_module.diskcache_sql, "query", corrupt)
+    assert cache.get_many([KEY]) == {} and not cache.available
+    assert cache.problem == (
+        f"the cache {tmp_path} cannot be read (DatabaseError: file is not a database); "
+        "going on without it"
+    )
+    other = ResultCache(tmp_path / "o")
+    monkeypatch.setattr(other._cache, "get", corrupt)
+    assert other.get(KEY) is None and not other.available
+    assert "cannot be read (DatabaseError" in (other.problem or "")
+
+
+def test_a_write_that_fails_says_so(tmp_path, monkeypatch):
+    cache = ResultCache(tmp_path)
+
+    def full(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(cache._cache, "set", full)
+    assert not cache.put(result(KEY))
+    assert cache.problem == (
+        f"the cache {tmp_path} cannot be written (OSError: No space left on device); going on "
+        "without it"
+    )
+
+
+def test_a_cache_that_cannot_be_opened_says_so(tmp_path, caplog):
+    (tmp_path / "cache.db").write_bytes(b"not a database " * 1000)
+    cache = ResultCache(tmp_path)
+    assert (cache.problem or "").startswith(f"the cache {tmp_path} cannot be opened (")
+    assert caplog.records[-1].getMessage() == cache.problem
+
+
+def test_the_default_result_cache_and_a_shared_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("VJT_CACHE_DIR", str(tmp_path))
+    assert ResultCache().directory == tmp_path / "results"
+    assert ResultCache(tmp_path / "s", shared=True).shared is True
+    assert ResultCache(tmp_path / "p").shared is False
+
+
+def test_the_json_only_disk_lists_keys_and_says_why_it_refuses(tmp_path):
+    cache = diskcache.Cache(str(tmp_path), disk=JSONOnlyDisk)
+    cache.set("k1", "v")
+    cache.set("k2", "w" * 100_000)
+    assert sorted(cache) == ["k1", "k2"]  # keys read back through the disk's get
+    with pytest.raises(UnsafeCacheEntryError) as key:
+        cache.disk.get(b"x", False)
+    assert str(key.value) == "refusing to unpickle a cache key"
+    with pytest.raises(UnsafeCacheEntryError) as entry:
+        cache.disk.fetch(diskcache.core.MODE_PICKLE, None, b"x", False)
+    assert str(entry.value) == "refusing to unpickle a cache entry"

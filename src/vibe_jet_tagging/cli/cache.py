@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .app import CLIError, CommandGroup, app, console, out
-from .options import SharedCache
+from .options import SharedCache, Trust
 
 if TYPE_CHECKING:
     from ..store.cache import ResultCache
@@ -145,15 +145,7 @@ def import_(
     files: Annotated[
         list[Path] | None, typer.Argument(help="Results files (from vjt tag, merge...).")
     ] = None,
-    trust: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--trust",
-            metavar="FILE",
-            help="Import FILE's rows even when they do not verify as yours (another user's, "
-            "or an older vjt's): they are marked imported wherever they are used. Repeatable.",
-        ),
-    ] = None,
+    trust: Trust = None,
     directory: Dir = None,
 ) -> None:
     """Fill the cache from results files, so this node resumes from what others tagged.

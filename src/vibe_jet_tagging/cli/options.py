@@ -6,6 +6,7 @@ name (``--balanced``, no ``--no-balanced``), so help shows them without a type o
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -93,3 +94,14 @@ Temperature = Annotated[
         help="Sampling temperature, 0 to 2 (default: the server's) [env VJT_TEMPERATURE]."
     ),
 ]
+Trust = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--trust",
+        metavar="FILE",
+        help="Take FILE's labelled rows that do not verify as yours (another user's, or an "
+        "older vjt's) as imported, marked so wherever they are used; and take FILE even if "
+        "others can write it. Repeatable.",
+    ),
+]
+"""Results files the user trusts explicitly (``vjt tag``, ``vjt cache import``)."""

@@ -29,6 +29,7 @@ from .options import (
     Temperature,
     Template,
     Timeout,
+    Trust,
 )
 from .run import (
     check_template,
@@ -68,16 +69,7 @@ def tag(
     timeout: Timeout = None,
     max_retries: MaxRetries = None,
     temperature: Temperature = None,
-    trust: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--trust",
-            metavar="FILE",
-            help="Take the labelled rows of FILE (the output or its set-aside file) that do not "
-            "verify as yours (another user's, or an older vjt's) as imported, and allow FILE "
-            "if others can write it. Repeatable.",
-        ),
-    ] = None,
+    trust: Trust = None,
 ) -> None:
     """Tag jets and stream one JSON row per jet to OUTPUT as they finish (resumable).
 

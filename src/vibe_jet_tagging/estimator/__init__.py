@@ -3,8 +3,9 @@ and its scorers :func:`roc_auc_scorer` and :func:`usage_scorer`."""
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._imports import lazy_exports
 
 _EXPORTS = {
     "FAILED": "classifier",
@@ -16,14 +17,7 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:  # names are imported on first use: importing stays light
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())  # names imported on first use
 
 
 if TYPE_CHECKING:

@@ -91,6 +91,24 @@ _SHARED_HINT = (
 )
 
 
+def user_id() -> int | None:
+    """This process's user id (``None`` where there are none); tests fake another user here."""
+    # hasattr: false only on Windows.
+    return os.getuid() if hasattr(os, "getuid") else None  # pragma: no mutate
+
+
+def others_could_write(st: os.stat_result) -> str | None:
+    """Why another user could have written what ``st`` describes, or ``None``: it belongs
+    to another user, or its group or others can write it. One rule for cache folders and
+    results files."""
+    uid = user_id()
+    if uid is not None and st.st_uid != uid:
+        return f"it belongs to another user (uid {st.st_uid}, you are {uid})"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"its group or others can write it (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
+
+
 def check_private(directory: Path) -> None:
     """Raise :class:`UnsafeCacheError` unless ``directory`` (if it exists) is this user's alone.
 
@@ -111,18 +129,12 @@ def check_private(directory: Path) -> None:
         )
     if not stat.S_ISDIR(st.st_mode):
         return  # not a folder: opening it fails and says so
-    # hasattr: false only on Windows.
-    uid = os.getuid() if hasattr(os, "getuid") else None  # pragma: no mutate
-    if uid is not None and st.st_uid != uid:
+    why = others_could_write(st)
+    if why is not None:
+        fix = "`chmod 700` it if only you use it, or " if "mode" in why else ""
         raise UnsafeCacheError(
-            f"refusing the cache folder {directory}: it belongs to another user (uid "
-            f"{st.st_uid}, you are {uid}), who could put answers in it; {_SHARED_HINT}"
-        )
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise UnsafeCacheError(
-            f"refusing the cache folder {directory}: its group or others can write it (mode "
-            f"{stat.S_IMODE(st.st_mode):o}), so they could put answers in it; `chmod 700` it if "
-            f"only you use it, or {_SHARED_HINT}"
+            f"refusing the cache folder {directory}: {why}, so they could put answers in it; "
+            f"{fix}{_SHARED_HINT}"
         )
 
 

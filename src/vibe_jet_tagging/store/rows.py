@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from ..errors import VJTError
 from ..tagging.results import TagError, TaggingError, TagResult, Usage
+from .folder import others_could_write
 
 __all__ = [
     "ROW_FIELDS",
@@ -212,11 +213,6 @@ class UnsafeResultsFileError(VJTError):
 _SHARED_HINT = "use a results file of your own, or trust this one explicitly"
 
 
-def _uid() -> int | None:
-    """This process's user id (``None`` where there are none); tests fake another user here."""
-    return os.getuid() if hasattr(os, "getuid") else None
-
-
 def check_owned(path: Path, *, trusted: bool = False) -> None:
     """Refuse ``path`` (if it exists) when someone else could have written it.
 
@@ -232,19 +228,11 @@ def check_owned(path: Path, *, trusted: bool = False) -> None:
             f"refusing {path}: it is a symlink (to {os.readlink(path)}), which another user may "
             "have planted; write to the file itself"
         )
-    if trusted:
-        return
-    uid = _uid()
-    if uid is not None and st.st_uid != uid:
+    why = None if trusted else others_could_write(st)
+    if why is not None:
+        fix = "`chmod go-w` it, or " if "mode" in why else ""
         raise UnsafeResultsFileError(
-            f"refusing {path}: it belongs to another user (uid {st.st_uid}, you are {uid}), who "
-            f"could have edited its rows; {_SHARED_HINT}"
-        )
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise UnsafeResultsFileError(
-            f"refusing {path}: its group or others can write it (mode "
-            f"{stat.S_IMODE(st.st_mode):o}), so its rows may not be yours; `chmod go-w` it, "
-            f"or {_SHARED_HINT}"
+            f"refusing {path}: {why}, so its rows may not be yours; {fix}{_SHARED_HINT}"
         )
 
 

@@ -13,11 +13,13 @@
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._imports import lazy_exports
 
 _EXPORTS = {
     "ChatVLLM": "model",
+    "ConstrainedChatModel": "parser",
     "JetLabelParser": "parser",
     "JetPromptTemplate": "prompt",
     "JetTagger": "tagger",
@@ -25,23 +27,17 @@ _EXPORTS = {
     "TaggingError": "results",
     "TransientTaggingError": "results",
     "Usage": "results",
+    "label_constraint": "parser",
 }
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:  # names are imported on first use: importing stays light
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())  # names imported on first use
 
 
 if TYPE_CHECKING:
     from .model import ChatVLLM
-    from .parser import JetLabelParser
+    from .parser import ConstrainedChatModel, JetLabelParser, label_constraint
     from .prompt import JetPromptTemplate
     from .results import TaggingError, TagResult, TransientTaggingError, Usage
     from .tagger import JetTagger

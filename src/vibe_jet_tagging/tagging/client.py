@@ -26,7 +26,7 @@ from ..servers.info import ServerInfo, fetch_each, pool_info
 from ..servers.url import redact
 from .failures import MalformedResponseError
 from .model import DEFAULT_BASE_URL
-from .parsing import COMPACT_LABEL_REGEX, label_response_format
+from .parser import constraint_for
 
 __all__ = ["RequestClient", "logprob_quark_probability"]
 
@@ -198,21 +198,11 @@ class RequestClient:
             return self._options
         options: dict[str, Any] = {}
         if self.structured_output:
-            if isinstance(self.model, BaseChatOpenAI):
-                # In the body as is: ChatOpenAI would send a response_format through the SDK's
-                # slower `parse` path, which adds ~1 ms of CPU per request and gains nothing
-                # here (the answer is validated by the parser).
-                info = self.server_info()
-                if info is not None and info.structured_outputs:
-                    # vLLM's grammar for a JSON schema allows any whitespace, which a small
-                    # model can fill to max_tokens; a compact-JSON regex cannot run away.
-                    # Not beside response_format: vLLM would count two constraints.
-                    constraint = {"structured_outputs": {"regex": COMPACT_LABEL_REGEX}}
-                else:
-                    constraint = {"response_format": label_response_format()}
-                options["extra_body"] = {**(self.model.extra_body or {}), **constraint}
-            else:
-                options["response_format"] = label_response_format()
+            # In the body, for a server: ChatOpenAI would send a response_format through the
+            # SDK's slower `parse` path, which adds ~1 ms of CPU per request and gains nothing
+            # here (the answer is validated by the parser). The one decision, shared with
+            # chains built from the parts: parser.constraint_for.
+            options.update(constraint_for(self.model, self.server_info()))
         if self.logprobs:
             options.update(logprobs=True, top_logprobs=5)
         self._options = options

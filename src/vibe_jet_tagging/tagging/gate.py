@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -382,12 +381,8 @@ def row_problem(row: Mapping[str, Any]) -> str | None:
         return f"label {label!r} is not quark or gluon"
     if row.get("error") is not None:
         return "a row with an error has no label"
-    if p is not None and (
-        type(p) not in (int, float)
-        or isinstance(p, bool)
-        or not math.isfinite(p)
-        or not 0 <= p <= 1
-    ):
+    # type(): a bool is no number here; the range refuses nan and infinities as well.
+    if p is not None and (type(p) not in (int, float) or not 0 <= p <= 1):
         return f"quark_probability {p!r} is not a number from 0 to 1"
     try:
         check_consistent(label, p)

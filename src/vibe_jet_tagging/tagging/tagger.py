@@ -119,7 +119,10 @@ class JetTagger(Runnable[JetInput, TagResult]):
         self.gate = AnswerGate(
             keys=self.keys,
             client=self.client,
-            parser=JetLabelParser(name="parse_label"),
+            # A template that asks for 1/0 gets its JSON labels read as digits.
+            parser=JetLabelParser(
+                name="parse_label", digit_labels=self.prompt.template.labels == "digits"
+            ),
             template=self.prompt.template.name,
             cache=parts.cache,
             refresh=parts.refresh,

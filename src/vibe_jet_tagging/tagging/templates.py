@@ -16,6 +16,7 @@ import os
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from langchain_core.prompts import ChatPromptTemplate
@@ -55,6 +56,11 @@ class PromptTemplateSpec(BaseModel):
     format: JetFormat = JetFormat()
     shots: int = Field(0, ge=0, description="few-shot examples, half quark, half gluon")
     selector: SelectorName = "balanced"
+    labels: Literal["words", "digits"] = Field(
+        "words",
+        description="how the template asks for the label: quark/gluon, or 1/0 (then a JSON "
+        "label of 1 or 0 is read as quark or gluon)",
+    )
     path: Path | None = Field(None, exclude=True)
 
     @cached_property

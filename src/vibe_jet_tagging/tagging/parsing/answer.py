@@ -1,4 +1,4 @@
-"""Reading a label out of a model's final answer: JSON as JSON, prose by its decision."""
+"""Reading a label out of a model's final answer: its last decision, validated, or an error."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ContradictionError, LabelParseError, TruncatedAnswerError
-from .prose import prose_decision, stated_probability, tail
-from .schema import CONTRADICTION, JetLabel, Label, check_consistent
+from .prose import tail
+from .reader import read
+from .schema import CONTRADICTION, DIGIT_LABELS, JetLabel, Label, check_consistent
 
 __all__ = [
     "PARSER_VERSION",
@@ -27,10 +28,13 @@ __all__ = [
     "validate_answer",
 ]
 
-PARSER_VERSION = "2"
+PARSER_VERSION = "3"
 """Version of the parsing rules; part of every cache key. Bump it when the rules change.
 
-2: JSON is read as JSON only; prose needs an explicit decision; contradictions are errors."""
+2: JSON is read as JSON only; prose needs an explicit decision; contradictions are errors.
+3: the last decision (JSON or prose) is the answer, and only if nothing after it doubts,
+retracts, negates it or names the other class; quoted examples decide nothing; JSON labels
+are case-insensitive (1/0 with ``digit_labels``)."""
 
 ParseStep = Literal["schema", "reask", "regex"]
 
@@ -83,13 +87,16 @@ def _truncated(content: str) -> TruncatedAnswerError:
     )
 
 
-def validate_answer(content: str, finish_reason: str | None = None) -> JetLabel:
+def validate_answer(
+    content: str, finish_reason: str | None = None, *, digit_labels: bool = False
+) -> JetLabel:
     """Validate the end of an answer against :class:`JetLabel` with instructor (mode MD_JSON).
 
     Reads the last JSON object of the answer's last :data:`~.prose.TAIL_CHARS` characters
     (also inside prose or a code fence). Raises :class:`TruncatedAnswerError` when the answer
     was cut at ``max_tokens`` and pydantic's ``ValidationError`` when no valid JSON label is
     found (also when the label and probability disagree: error type ``"contradiction"``).
+    The label is case-insensitive; with ``digit_labels``, 1 and 0 are quark and gluon.
     """
     if finish_reason == "length":
         raise _truncated(content)
@@ -99,6 +106,7 @@ def validate_answer(content: str, finish_reason: str | None = None) -> JetLabel:
             response_model=JetLabel,
             stream=False,
             mode=Mode.MD_JSON,
+            validation_context={DIGIT_LABELS: digit_labels},
         )
     except IncompleteOutputException:
         raise _truncated(content) from None
@@ -115,17 +123,24 @@ def _is_contradiction(error: Exception) -> bool:
     )
 
 
-def read_label(content: str, finish_reason: str | None = None) -> ParsedLabel:
+def read_label(
+    content: str, finish_reason: str | None = None, *, digit_labels: bool = False
+) -> ParsedLabel:
     """The label an answer states, read from its last :data:`~.prose.TAIL_CHARS` characters.
 
+    The rule (:mod:`.reader`): the answer's last decision, a JSON object or an explicit
+    prose decision, gives the label, unless something after it doubts, retracts or negates
+    it or names the other class.
+
     - ``finish_reason == "length"``: :class:`TruncatedAnswerError`, whatever the text.
-    - JSON (the end holds a ``{``): instructor validation of the last JSON object against
-      :class:`JetLabel`, and nothing else. A failure raises :class:`LabelParseError`
-      (:class:`ContradictionError` when the label and probability disagree) whose ``reask``
-      is the validation error; the text is never searched for a label.
-    - Prose: the explicit decision (:func:`~.prose.prose_decision`), checked against any
-      quark probability the prose states. No decision raises :class:`LabelParseError`
-      whose ``reask`` asks for the JSON answer.
+    - A JSON decision is validated against :class:`JetLabel` with instructor (the label
+      case-insensitive; 1/0 with ``digit_labels``); a failure raises
+      :class:`LabelParseError` (:class:`ContradictionError` when the label and probability
+      disagree) whose ``reask`` is the validation error; it is never searched for a label.
+    - A prose decision is checked against the quark probability stated from the line before
+      it to the end (:class:`ContradictionError` when they disagree).
+    - No decision, or one taken back: :class:`LabelParseError` whose ``reask`` asks for the
+      JSON answer.
 
     The work is bounded by the tail's length, not the answer's, so this is safe to call on
     the event loop whatever the server sent.
@@ -133,27 +148,26 @@ def read_label(content: str, finish_reason: str | None = None) -> ParsedLabel:
     if finish_reason == "length":
         raise _truncated(content)
     end = tail(content)
-    if "{" in end:
-        try:
-            answer = validate_answer(content, finish_reason)
-        except ValueError as error:  # pydantic ValidationError, instructor's JSON errors
-            if _is_contradiction(error):
-                raise ContradictionError(
-                    f"the answer contradicts itself: {error.errors()[0]['msg']}: "
-                    f"{_preview(content)!r}",
-                    raw=content,
-                    reask=error,
-                ) from None
-            raise LabelParseError(
-                f"the answer's JSON is not a valid label ({_first_error(error)}): "
-                f"{_preview(content)!r}",
+
+    def validate(text: str) -> tuple[str, float | None]:
+        answer = validate_answer(text, finish_reason, digit_labels=digit_labels)
+        return answer.label, answer.quark_probability
+
+    reading = read(end, validate, whole=len(end) == len(content))
+    if reading.error is not None:
+        error = reading.error
+        if isinstance(error, ValidationError) and _is_contradiction(error):
+            raise ContradictionError(
+                f"the answer contradicts itself: {error.errors()[0]['msg']}: {_preview(content)!r}",
                 raw=content,
                 reask=error,
-            ) from None
-        return ParsedLabel(
-            label=answer.label, quark_probability=answer.quark_probability, step="schema"
+            )
+        raise LabelParseError(
+            f"the answer's JSON is not a valid label ({_first_error(error)}): "
+            f"{_preview(content)!r}",
+            raw=content,
+            reask=error,
         )
-    reading = prose_decision(end)
     if reading.label is None:
         reask = NoDecisionError(
             f"{reading.why}. Reply with only a JSON object: "
@@ -164,17 +178,19 @@ def read_label(content: str, finish_reason: str | None = None) -> ParsedLabel:
             raw=content,
             reask=reask,
         )
-    probability = stated_probability(end)
-    try:
-        check_consistent(reading.label, probability)
-    except ValueError as error:
-        raise ContradictionError(
-            f"the answer contradicts itself: it decides {reading.label} but states quark "
-            f"probability {probability}: {_preview(content)!r}",
-            raw=content,
-            reask=NoDecisionError(str(error)),
-        ) from None
-    return ParsedLabel(label=reading.label, quark_probability=probability, step="regex")  # type: ignore[arg-type]
+    label: Label = "quark" if reading.label == "quark" else "gluon"
+    probability = reading.quark_probability
+    if reading.contradiction or reading.step == "regex":
+        try:
+            check_consistent(label, probability)
+        except ValueError as error:
+            raise ContradictionError(
+                f"the answer contradicts itself: it decides {label} but states quark "
+                f"probability {probability}: {_preview(content)!r}",
+                raw=content,
+                reask=NoDecisionError(str(error)),
+            ) from None
+    return ParsedLabel(label=label, quark_probability=probability, step=reading.step or "regex")
 
 
 def _first_error(error: Exception) -> str:
@@ -186,7 +202,7 @@ def _first_error(error: Exception) -> str:
 
 
 def read_answer(
-    content: str, finish_reason: str | None, *, allow_reask: bool
+    content: str, finish_reason: str | None, *, allow_reask: bool, digit_labels: bool = False
 ) -> ParsedLabel | Exception:
     """Read a label (:func:`read_label`), or return the error to re-ask the model with.
 
@@ -196,7 +212,7 @@ def read_answer(
     is raised.
     """
     try:
-        return read_label(content, finish_reason)
+        return read_label(content, finish_reason, digit_labels=digit_labels)
     except LabelParseError as error:
         if allow_reask and error.reask is not None:
             return error.reask
@@ -204,9 +220,10 @@ def read_answer(
 
 
 def regex_label(text: str) -> ParsedLabel | None:
-    """The label a prose answer explicitly decides, or ``None`` (see :mod:`.prose`).
+    """The label an answer's prose decides, or ``None`` (see :mod:`.reader`).
 
-    Text holding a JSON object, and decisions contradicting a stated probability, give None.
+    An answer whose decision is JSON, and decisions contradicting a stated probability,
+    give None.
     """
     try:
         parsed = read_label(text)
@@ -216,7 +233,7 @@ def regex_label(text: str) -> ParsedLabel | None:
 
 
 def parse_label(text: str) -> ParsedLabel:
-    """The label in a final answer: JSON validated against the schema, or prose's decision.
+    """The label in a final answer: its last decision, JSON validated against the schema.
 
     Returns the label, the quark probability when the answer gave one, and the step
     (``"schema"`` or ``"regex"``). Raises :class:`LabelParseError` (or

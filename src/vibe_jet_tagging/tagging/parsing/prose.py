@@ -1,144 +1,236 @@
-"""Reading an explicit decision out of a prose answer, or nothing.
+"""What one sentence of an answer says: a decision, a doubt, or labels it mentions.
 
-:func:`prose_decision` reads only the last :data:`TAIL_CHARS` characters of an answer (the
-decision is at its end) and never text that holds a JSON object (``{``: that is read as JSON
-or re-asked). It splits them into sentences and walks back from the last one:
+The walk over a whole answer (:mod:`.reader`) asks three things of each sentence, all on
+lowercased text:
 
-- a sentence that **hedges, refuses or supposes** ("not sure", "cannot decide", "neither",
-  "either", "maybe", "could be", "might", "guess", "if", "unless", "depends", "I'm sorry", a
-  question mark...) ends the search with no label: a doubt at or after the decision voids it;
-- a sentence that **names alternatives** ("quark or gluon", "0/1", "1 vs 0") after the last
-  decision voids it too (before the decision's value, it is reasoning);
-- a sentence with an **explicit decision** gives the label: "answer: 1", "the final answer
-  is **gluon**", "label = quark", "so the answer is 0", "therefore quark", "it is a gluon jet",
-  "I'd say 1", "I'll go with quark: 1", "classified as gluon"; or a lone label word that is
-  the whole sentence ("Quark.", "**Gluon**") or a lone 0/1 that is the whole last line.
-  A decision whose value is followed by an alternative ("quark or gluon", "1 of many", "1.5",
-  "quark-like") or whose sentence holds a negation not aimed at the other class ("it is not
-  a quark" gives nothing; "not a quark: it is a gluon jet" gives gluon) is ambiguous and
-  gives nothing;
-- other sentences (reasoning, remarks) are skipped.
+- :func:`doubts`: does it hedge, refuse, suppose, retract or correct ("not sure", "may well
+  be", "not 100% confident", "if", "?", "scratch that", "that is incorrect", "on second
+  thought", "actually"...)? Each rule is a named entry of :data:`DOUBT_RULES`.
+- :func:`decide`: does it state a decision, and which? An **explicit** decision is a lead and
+  a value: "final answer: 1", "final: gluon", "the label is **gluon**", "so the answer is 0",
+  "therefore quark", "it is a gluon jet", "i'd say 1", "i'll go with quark: 1", "classified
+  as gluon", "\\boxed{0}". A **lone** value is a label word or 0/1 that is a whole line (or
+  the last sentence of the last line): "**Gluon**", "0". A decision is **ambiguous** (no
+  label at all) when its value is followed by an alternative ("quark or gluon", "1 of 2",
+  "quark: 0") or by the other class not negated, or when its sentence holds a negation not
+  aimed at the other class ("I don't think the answer is quark"; "not a quark: it is a gluon
+  jet" is fine). A value followed by more words that do not close the decision ("so gluon
+  jets radiate more", "therefore quark-like") is no decision, only a mention. A decision
+  whose lead sits in quotes or after "e.g.", "for example", "format"... is a quoted example,
+  not a decision (:data:`QUOTE_RULES`).
+- :func:`mentions`: which labels it names, and which it negates ("not a quark", "rather than
+  1"). Probability statements ("P(quark) = 0.2") name no label.
 
-A bare digit inside ordinary text ("Step 1", "#1", "1 of many", "the width: 1") is never a
-decision. 1 means quark, 0 gluon. Every pattern is anchored on a keyword and has bounded
-repetitions, and at most :data:`TAIL_CHARS` characters are read, so the work is linear in
-that bound and constant in the answer's length.
+1 means quark, 0 gluon. Every pattern is anchored on a keyword and has bounded repetitions;
+the walk reads at most :data:`TAIL_CHARS` characters, so the work is linear in that bound and
+constant in the answer's length.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
+from itertools import accumulate
 
-__all__ = ["TAIL_CHARS", "ProseReading", "prose_decision", "stated_probability", "tail"]
+__all__ = [
+    "DOUBT_RULES",
+    "QUOTE_RULES",
+    "TAIL_CHARS",
+    "Decision",
+    "alternatives",
+    "decide",
+    "decided_labels",
+    "doubts",
+    "example_prefix",
+    "mentions",
+    "quoted_line",
+    "stated_probabilities",
+    "stated_probability",
+    "tail",
+]
 
 TAIL_CHARS = 4096
 """The parser reads at most this many characters: the end of the answer."""
 
-_FLAGS = 0  # the text is lowercased once instead: 2-3x faster than IGNORECASE
-_MARKUP = "*_`\"'"
+MARKUP = "*_`\"'"
 _WORD = r"(?:quark|gluon)"
-# A label word, optionally plural or followed by "jet"/"-initiated"; never inside a longer word.
-_WORD_VALUE = r"(?P<word>quark|gluon)(?:s\b)?(?:[ \t-]{0,2}(?:initiated|jets?)\b){0,2}(?![\w-])"
+# A label value: the word, "quark jet", "quark-initiated (jet)"; never plural ("quarks",
+# "gluon jets": a class, not this jet's label) nor inside a longer word ("quarkonium").
+_WORD_VALUE = r"(?P<word>quark|gluon)(?:[ \t-]{0,2}(?:initiated|jet)(?![\w-])){0,2}(?![\w-])"
 _DIGIT_VALUE = r"(?P<digit>[01])(?![\w%/]|[.,]\d)"
-_OPEN = rf"[\s{_MARKUP}(\[]{{0,6}}(?:(?:a|an|the)\s{{1,3}})?[{_MARKUP}]{{0,4}}"
+_OPEN = rf"[\s{MARKUP}(\[]{{0,6}}(?:(?:a|an|the)\s{{1,3}})?[{MARKUP}]{{0,4}}"
 
 # Lead-ins of an explicit decision; the value follows right after (see _OPEN).
 _LEADS = "|".join(
     [
-        # "final answer: 1", "the label is gluon", "my prediction = quark", "verdict - 0"
+        # "final answer: 1", "final: gluon", "the label is gluon", "my prediction = quark",
+        # "verdict - 0"
         r"\b(?:answer|label|prediction|classification|verdict|decision|conclusion|result"
-        r"|output|tag|class|category|choice)s?[*_`]{0,4}"
+        r"|output|tag|class|category|choice|final)s?[*_`]{0,4}"
         r"(?:\s{0,3}(?:is|was|would\s+be|will\s+be)\b[\s:]{0,3}|\s{0,3}(?::|=|->|=>)"
         r"|\s{1,3}[-–—])",
         # "therefore quark", "thus it is a gluon jet", "so it's 0", "in conclusion: quark"
-        r"\b(?:therefore|thus|hence|so|overall|in\s+conclusion|in\s+summary|to\s+conclude)"
+        r"\b(?:therefore|thus|hence|so|overall|finally|in\s+conclusion|in\s+summary"
+        r"|in\s+short|to\s+conclude|to\s+summari[sz]e)"
         r"[\s,:]{1,4}(?:(?:it|this|that|the\s+jet|this\s+jet)\s{0,2}"
         r"(?:'s|\s+is|\s+must\s+be)\s)?",
-        # "I'd say 1", "I'll go with quark", "I classify it as gluon", "I conclude it is a quark"
-        r"\bi(?:'d|'ll|\s+would|\s+will)?\s{1,2}(?:say|go\s+with|pick|choose|opt\s+for"
-        r"|classify\s+(?:it|this|the\s+jet|this\s+jet)\s+as|label\s+(?:it|this|the\s+jet)\s+as"
+        # "I'd say 1", "I'll go with quark", "I'm going with gluon", "I classify it as gluon"
+        r"\bi(?:'d|'ll|'m|\s+would|\s+will|\s+am)?\s{1,2}(?:say|go(?:ing)?\s+with|pick|choose"
+        r"|opt\s+for|classify\s+(?:it|this|the\s+jet|this\s+jet)\s+as"
+        r"|label\s+(?:it|this|the\s+jet)\s+as"
         r"|conclude(?:\s+that)?(?:\s+(?:it|this|the\s+jet|this\s+jet)\s{0,2}(?:'s|\s+is))?)"
         r"[\s:]",
         # "classified as gluon", "tagged as a quark jet"
         r"\b(?:classified|labell?ed|tagged|identified)\s+as\s",
+        # LaTeX: "\boxed{0}", "\boxed{\text{gluon}}"
+        r"\\boxed\s{0,2}\{\s{0,2}(?:\\text(?:bf)?\s{0,2}\{\s{0,2})?",
     ]
 )
-_DECISION = re.compile(rf"(?:{_LEADS}){_OPEN}(?:{_WORD_VALUE}|{_DIGIT_VALUE})", _FLAGS)
+_DECISION = re.compile(rf"(?:{_LEADS}){_OPEN}(?:{_WORD_VALUE}|{_DIGIT_VALUE})")
 # "it is a gluon jet", "this jet is quark-initiated", "that's a quark": label words only
 # ("the count for this is 1" is no decision).
 _DECLARATIVE = re.compile(
     rf"\b(?:it|this|that|the\s+jet|this\s+jet)\s{{0,2}}(?:'s|\s+is|\s+must\s+be)\s{_OPEN}"
-    rf"{_WORD_VALUE}",
-    _FLAGS,
+    rf"{_WORD_VALUE}"
 )
 
-# The last line, or its last sentence, that is just a label word; the last line that is just
-# 0 or 1. Markup may wrap the value ("**Gluon**"), but a bullet ("* gluon") is a list item.
+# A line (or the last sentence of the last line) that is just a label word; a line that is
+# just 0 or 1. Markup may wrap the value ("**Gluon**"), but a bullet ("* gluon") is a list item.
 _LONE_WORD = re.compile(
-    rf"\s{{0,4}}(?:>\s{{0,2}})?[{_MARKUP}]{{0,4}}(?:(?:a|an|the)\s{{1,3}})?[{_MARKUP}]{{0,4}}"
-    rf"{_WORD_VALUE}[\s{_MARKUP}.!]{{0,8}}",
-    _FLAGS,
+    rf"\s{{0,4}}(?:>\s{{0,2}})?[{MARKUP}]{{0,4}}(?:(?:a|an|the)\s{{1,3}})?[{MARKUP}]{{0,4}}"
+    rf"{_WORD_VALUE}[\s{MARKUP}.!]{{0,8}}"
 )
-_LONE_DIGIT = re.compile(rf"\s{{0,4}}[{_MARKUP}]{{0,4}}(?P<digit>[01])[\s{_MARKUP}.]{{0,8}}")
-_LIST_MARKER = re.compile(r"\(?\d{1,3}[.)]")
+_LONE_DIGIT = re.compile(rf"\s{{0,4}}[{MARKUP}]{{0,4}}(?P<digit>[01])[\s{MARKUP}.]{{0,8}}")
 
-_HEDGE = re.compile(
-    r"\bnot\s+(?:sure|certain|confident|clear|possible|able|decid\w*|know)"
-    r"|\b(?:unsure|uncertain\w*|unclear|undecided|undetermined|inconclusive|ambiguous"
-    r"|indeterminate|unknown|unable|impossible|maybe|perhaps|possibly|might|guess\w*"
-    r"|if|unless|whether|suppos\w*|assum\w*|hypothetic\w*|otherwise|depend\w*"
-    r"|neither|nor|either|refuse\w*|decline|apologi[sz]e|sorry)\b"
-    r"|\b(?:can(?:no|')t|can\s+not|could(?:\s+not|n't)|won't|will\s+not|do(?:es)?(?:\s+not|n't)"
-    r"|did(?:\s+not|n't))\s+(?:\w+\s+){0,2}?(?:decide|tell|determine|say|classify|know|answer"
-    r"|distinguish|choose|be\s+sure|help|comply|find|see)\b"
-    r"|\b(?:no\s+(?:idea|way|clear|definite|answer|label|decision|jet)|hard\s+to|difficult\s+to"
-    r"|tough\s+to|could\s+be|may\s+be|can\s+be|coin[\s-]?flip|toss[\s-]?up|fifty[\s-]fifty"
-    r"|as\s+an\s+ai|either\s+way)\b"
-    r"|\b50\s*(?:/|-|%\s*/)\s*50\b|\?",
-    _FLAGS,
+# What may follow a decision's value and leave it standing: the end of the sentence, a
+# punctuation mark or bracket, or a clause giving a reason, a contrast or a probability.
+# Anything else ("quark jets are narrower", "gluon hypothesis") makes the value a mention.
+_CLOSES = re.compile(
+    rf"[\s{MARKUP})\]}}$.!]*(?:$|[,;:(–—}}-]|(?:because|since|as|given|due\s+to|based\s+on"
+    r"|with|rather\s+than|instead\s+of|over|not|and\s+not)\b)"
+)
+
+# -- doubts: hedges, refusals, suppositions, retractions ----------------------------------------
+
+_NEG = r"(?:\bnot|n't|\bcannot|\bnever|\bno|\bhardly)"
+DOUBT_RULES: dict[str, str] = {
+    # "not sure", "not 100% confident", "cannot be completely certain", "I don't know",
+    # "can't tell", "no way to tell", "not possible to decide"
+    "negated_certainty": _NEG + r"(?:\s+[\w%]+){0,3}?\s+(?:sure|certain\w*|confident\w*"
+    r"|definit\w*|decid\w*|clear\w*|know\w*|tell|determin\w*|distinguish\w*|say|choose"
+    r"|classify|answer|help|comply|conclusive\w*|possible|able|find)\b",
+    # "unsure", "uncertain", "unclear", "ambiguous", "inconclusive", "unable"
+    "uncertain": r"\b(?:unsure|uncertain\w*|unclear|undecided|undetermined|inconclusive"
+    r"|ambiguous|indeterminate|unknown|unable|impossible|borderline|tentative\w*)\b",
+    # "maybe", "perhaps", "may well be", "might", "could", "probably", "likely"
+    "modal": r"\b(?:maybe|perhaps|possibly|probabl[ey]|likely|unlikely|may|might|could"
+    r"|guess\w*|lean\w*|suspect\w*)\b",
+    # "doubt", "doubtful" (not "no doubt", "without a doubt", "beyond doubt")
+    "doubt": r"(?<!\bno\s)(?<!without\s)(?<!without\sa\s)(?<!beyond\s)\bdoubt\w*",
+    # "if", "unless", "whether", "suppose", "assuming", "otherwise", "depends"
+    "conditional": r"\b(?:if|unless|whether|suppos\w*|assum\w*|hypothetic\w*|otherwise"
+    r"|depend\w*)\b",
+    # "neither", "either", "hard to say", "toss-up", "50/50", "coin flip"
+    "undecided": r"\b(?:neither|nor|either|hard\s+to|difficult\s+to|tough\s+to|coin[\s-]?flip"
+    r"|toss[\s-]?up|fifty[\s-]fifty|close\s+call|no\s+(?:idea|clear|definite|answer|label"
+    r"|decision))\b|\b50\s*(?:/|-|%\s*/)\s*50\b",
+    # "I'm sorry", "I refuse", "as an AI"
+    "refusal": r"\b(?:refuse\w*|decline|apologi[sz]e|sorry|as\s+an\s+ai)\b",
+    # any question: "Answer: quark?"
+    "question": r"\?",
+    # "scratch that", "on second thought", "actually", "wait", "correction", "I take it back",
+    # "No.", "Not!"
+    "retraction": r"\b(?:scratch\s+that|on\s+second\s+thoughts?|on\s+reflection|actually"
+    r"|wait|correction|i\s+take\s+(?:it|that)\s+back|hmm+|oops|let\s+me\s+re\w+"
+    r"|re-?consider\w*|re-?think\w*|revis\w*|re-?check\w*|double[\s-]?check\w*"
+    r"|change\s+my\s+(?:mind|answer))\b|\bno\s*(?:[,!:;–—]|\.(?!\d)|$)"
+    r"|^\W*(?:not|nope|nah)\W*$",
+    # "that is incorrect", "I was wrong", "a mistake", "not quite"
+    "correction": r"\b(?:incorrect\w*|wrong|mistake\w*|mistaken|erroneous)\b"
+    r"|(?:\bnot|n't)\s+(?:quite|right|correct|true|accurate)\b",
+}
+"""Named rules of :func:`doubts`; a sentence matching any of them doubts."""
+
+
+def _compile_doubts(rules: dict[str, str]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p})" for p in rules.values()), re.MULTILINE)
+
+
+_DOUBT = _compile_doubts(DOUBT_RULES)
+
+# -- quoted examples --------------------------------------------------------------------------
+
+QUOTE_RULES: dict[str, str] = {
+    # "e.g. Final answer: quark", "for example: {...}", "the format is: ...", "such as ..."
+    "example_marker": r"\b(?:e\.g\.|i\.e\.)|\b(?:for\s+(?:example|instance)|examples?"
+    r"|such\s+as|as\s+in|formats?|formatted\s+as|templates?|schema)\b",
+}
+"""Named rules of what introduces a quoted example (besides quotation marks)."""
+
+_EXAMPLE = re.compile("|".join(f"(?:{p})" for p in QUOTE_RULES.values()))
+_QUOTE_OPEN = re.compile(r"[\"“”`]")
+_FENCE_MARK = re.compile(r"`{3}\w*")
+
+# -- mentions, negations, alternatives --------------------------------------------------------
+
+_MENTION = re.compile(
+    rf"(?<![\w-])(?P<word>quark|gluon)(?:s|[ \t-]?like|[ \t-]?ish)?(?![\w])"
+    rf"|(?<![\w.\-+/]){_DIGIT_VALUE}"
+)
+# A mention is negated when one of these ends right before it: "not a quark", "isn't 1",
+# "rather than a gluon", "instead of quark", "over gluon", "than a quark jet".
+_NEGATOR_WORDS = (
+    r"(?:\bnot|n't|\bno|\bnever|\brather\s+than|\binstead\s+of|\bover|\bthan|\bexcluding)"
+)
+_NEGATOR = re.compile(_NEGATOR_WORDS)
+_NEGATION_REACH = 40  # characters between a negating word and what it negates, at most
+_NEGATING = re.compile(
+    _NEGATOR_WORDS
+    + r"\s{1,3}(?:(?:a|an|the|like|really|exactly|look|looks|seem|seems|to|be|just|only"
+    rf"|[01])\s{{1,3}}){{0,3}}[\s{MARKUP}(\[]{{0,4}}$"
 )
 # Two outcomes named as alternatives: "quark or gluon", "0/1", "1 vs 0", "or a gluon".
 _ALTERNATIVES = re.compile(
-    rf"(?:\b{_WORD}s?|(?<![\w.])[01](?!\w|[.,]\d))\s{{0,2}}(?:/|\bor\b|\bvs\b\.?|\bversus\b"
+    rf"(?:\b{_WORD}s?(?:[ \t-]{{0,2}}(?:jets?|initiated)\b)?|(?<![\w.])[01](?!\w|[.,]\d))"
+    rf"\s{{0,2}}(?:/|\bor\b|\bvs\b\.?|\bversus\b"
     rf"|\band\b|,)\s{{0,2}}(?:(?:a|an|the)\s{{1,3}})?(?:{_WORD}|[01](?!\w|[.,]\d))"
-    rf"|\bor\s{{1,3}}(?:(?:a|an|the)\s{{1,3}})?(?:{_WORD}\b|[01](?!\w|[.,]\d))",
-    _FLAGS,
+    rf"|\bor\s{{1,3}}(?:(?:a|an|the)\s{{1,3}})?(?:{_WORD}\b|[01](?!\w|[.,]\d))"
 )
-_NEGATION = re.compile(r"\b(?:not|no|never)\b|n't\b", _FLAGS)
+_NEGATION = re.compile(r"\b(?:not|no|never)\b|n't\b")
 _NEGATED_OTHER = re.compile(
     r"(?:not|no|never|n't)\s{1,3}(?:(?:a|an|the|like|really|exactly|look|looks|seem|seems"
-    r"|to|be)\s{1,3}){0,3}(?P<other>quark|gluon|[01](?!\w|[.,]\d))",
-    _FLAGS,
+    rf"|to|be)\s{{1,3}}){{0,3}}[\s{MARKUP}(\[]{{0,4}}(?P<other>quark|gluon|[01](?!\w|[.,]\d))"
 )
-_CONTRAST = re.compile(
-    r"(?:rather\s+than|instead\s+of|not|over|than|and\s+not)\s{1,3}(?:(?:a|an|the)\s{1,3})?$",
-    _FLAGS,
-)
-_OTHER_MENTION = re.compile(rf"\b{_WORD}|(?<![\w.])[01](?!\w|[.,]\d)", _FLAGS)
 # A digit's companion label ("1 (quark)", "0 - gluon jet") or a word's digit ("quark: 1").
 _DIGIT_COMPANION = re.compile(
-    rf"[\s{_MARKUP}.,:;=(–—-]{{0,6}}(?:(?:a|an|the)\s{{1,3}})?{_WORD_VALUE}[\s{_MARKUP}).!]{{0,8}}",
-    _FLAGS,
+    rf"[\s{MARKUP}.,:;=(–—-]{{0,6}}(?:(?:a|an|the)\s{{1,3}})?{_WORD_VALUE}[\s{MARKUP})]{{0,4}}"
 )
 _WORD_COMPANION = re.compile(
-    rf"[\s{_MARKUP}:=(,–—-]{{0,6}}(?P<digit>[01])(?!\w|[.,]\d)[\s{_MARKUP})]{{0,4}}", _FLAGS
+    rf"[\s{MARKUP}:=(,–—-]{{0,6}}(?P<digit>[01])(?!\w|[.,]\d)[\s{MARKUP})]{{0,4}}"
 )
 
-_SENTENCE_END = re.compile(r"(?<=[.!?;])[ \t]+|\n")
+# -- probabilities ----------------------------------------------------------------------------
+
 _PROBABILITY = re.compile(
-    r"(?:quark[_\s-]{0,3}probability|p\s{0,2}\(\s{0,2}quark\s{0,2}\))[\"'*\s]{0,4}"
-    r"(?:is|:|=|≈|~|of)?[\"'*\s]{0,4}(?P<p>1(?:\.0+)?|0?\.\d+|0)(?!\d|\.\d)",
-    _FLAGS,
+    r"(?:(?P<a>quark|gluon)[_\s-]{0,3}probability|p\s{0,2}\(\s{0,2}(?P<b>quark|gluon)"
+    r"(?:[\s-]{0,2}jet)?\s{0,2}\)|probability\s{1,3}(?:of|that)\s{1,3}(?:(?:it|this|the\s+jet)"
+    r"\s{1,3}(?:is|being)\s{1,3})?(?:an?\s{1,3})?(?P<c>quark|gluon)(?:[\s-]{0,2}(?:jet"
+    r"|initiated))?)[\"'*\s]{0,4}(?:is|:|=|≈|~|of|was)?[\"'*\s]{0,4}"
+    r"(?P<p>1(?:\.0+)?|0?\.\d+|0)(?!\d|\.\d)"
 )
 
 
 @dataclass(frozen=True)
-class ProseReading:
-    """What the prose states: a label (or ``None``) and, when no label, why not."""
+class Decision:
+    """What a sentence decides: ``label`` (``None`` when ambiguous) and how it says it.
+
+    ``explicit`` is False for a lone value; ``start`` is where the decision begins.
+    """
 
     label: str | None
-    why: str
+    explicit: bool
+    start: int = 0
 
 
 def tail(text: str) -> str:
@@ -146,134 +238,202 @@ def tail(text: str) -> str:
     return text[-TAIL_CHARS:]
 
 
-def _value(match: re.Match[str]) -> str:
+def value_of(match: re.Match[str]) -> str:
+    """The label a value match names (a word, or 1 for quark and 0 for gluon)."""
     word = match.groupdict().get("word")
     if word:
         return word.lower()
     return "quark" if match.group("digit") == "1" else "gluon"
 
 
-def _other(label: str) -> tuple[str, str]:
+def other(label: str) -> str:
+    """The other class."""
+    return "gluon" if label == "quark" else "quark"
+
+
+def _other_values(label: str) -> tuple[str, str]:
     return ("gluon", "0") if label == "quark" else ("quark", "1")
+
+
+def doubts(sentence: str) -> bool:
+    """Whether a (lowercased) sentence hedges, refuses, supposes or retracts."""
+    return _DOUBT.search(sentence) is not None
+
+
+def alternatives(sentence: str) -> bool:
+    """Whether a (lowercased) sentence names two outcomes as alternatives ("quark or gluon")."""
+    return _ALTERNATIVES.search(without_probabilities(sentence)) is not None
+
+
+def without_probabilities(sentence: str) -> str:
+    """``sentence`` with its probability statements blanked ("P(quark) = 0.2" names no label)."""
+    return _PROBABILITY.sub(lambda m: " " * len(m.group()), sentence)
+
+
+def mentions(sentence: str) -> tuple[set[str], set[str]]:
+    """The labels a (lowercased) sentence names, and those it negates ("not a quark")."""
+    text = without_probabilities(sentence)
+    counts = {"quark": 0, "gluon": 0}
+    for word, digit in _MENTION.findall(text):
+        counts[word or ("quark" if digit == "1" else "gluon")] += 1
+    negated_counts = {"quark": 0, "gluon": 0}
+    seen = -1
+    # Only mentions just after a negating word ("not a quark") can be negated.
+    for negator in _NEGATOR.finditer(text):
+        for m in _MENTION.finditer(text, max(negator.end(), seen + 1), negator.end() + 60):
+            if m.start() - negator.end() > _NEGATION_REACH:
+                break
+            if _NEGATING.search(text, max(0, m.start() - _NEGATION_REACH), m.start()):
+                negated_counts[value_of(m)] += 1
+                seen = m.start()
+    named = {label for label, n in counts.items() if n > negated_counts[label]}
+    negated = {label for label, n in negated_counts.items() if n}
+    return named, negated
+
+
+class _Quotes:
+    """Where a sentence's quotations and example markers leave it, for any position.
+
+    Prefix counts over the sentence, built once: asking about every decision of a sentence
+    costs one pass, not one per decision.
+    """
+
+    def __init__(self, text: str) -> None:
+        def counts(chars: str) -> list[int]:
+            return list(accumulate((c in chars for c in text), initial=0))
+
+        self.straight = counts('"`')
+        self.opening, self.closing = counts("“"), counts("”")
+        self.paren_open, self.paren_close = counts("("), counts(")")
+        self.closers = counts('"`”)')
+        self.markers = [m.end() for m in _EXAMPLE.finditer(text)]
+
+    def _open(self, a: int, b: int) -> bool:
+        """Whether ``text[a:b]`` leaves a quotation open."""
+        straight = self.straight[b] - self.straight[a]
+        return straight % 2 == 1 or self.opening[b] - self.opening[a] > (
+            self.closing[b] - self.closing[a]
+        )
+
+    def in_quotation(self, start: int) -> bool:
+        """Whether ``start`` lies in an open quotation ("...", `...`, “...”)."""
+        return self._open(0, start)
+
+    def after_marker(self, start: int) -> bool:
+        """Whether ``start`` follows an example marker ("e.g.", "for example", "format")
+        whose quotation or bracket has not closed before it."""
+        k = bisect_right(self.markers, start) - 1
+        if k < 0:
+            return False
+        end = self.markers[k]
+        closed = self.closers[start] > self.closers[end] and not self._open(end, start)
+        unclosed_bracket = self.paren_open[start] - self.paren_open[end] > (
+            self.paren_close[start] - self.paren_close[end]
+        )
+        return not closed or unclosed_bracket
+
+    def quoted(self, start: int) -> bool:
+        """Whether a decision starting at ``start`` is a quoted example, not a decision."""
+        return self.in_quotation(start) or self.after_marker(start)
+
+
+def example_prefix(prefix: str) -> bool:
+    """Whether text before a JSON object on its line introduces it as an example or quote
+    (a code fence does not)."""
+    prefix = _FENCE_MARK.sub(" ", prefix)
+    return _EXAMPLE.search(prefix) is not None or _QUOTE_OPEN.search(prefix) is not None
+
+
+def quoted_line(line: str) -> bool:
+    """Whether a line introduces a quoted example on the next line ("The format is:")."""
+    stripped = line.strip(f" \t{MARKUP}#>")
+    return stripped.endswith(":") and _EXAMPLE.search(stripped) is not None
 
 
 def _follow_is_clean(label: str, is_digit: bool, follow: str) -> bool:
     """Whether the rest of the decision's sentence leaves the decision standing."""
     if is_digit:
-        # After a bare digit only punctuation or a matching label may follow.
-        if not follow.strip(f" \t{_MARKUP}.!)]"):
-            return True
-        companion = _DIGIT_COMPANION.fullmatch(follow)
-        return companion is not None and _value(companion) == label
-    stripped = follow.lstrip(f" \t{_MARKUP})]")
-    if stripped.startswith(("-", "/", "–")) and stripped[1:2].isalpha():
-        return False  # "quark-like", "quark/gluon"
-    companion = _WORD_COMPANION.match(follow)
-    if companion is not None:
-        if _value(companion) != label:
-            return False  # "quark: 0"
-        follow = follow[companion.end() :]  # "quark: 1"
-    if _ALTERNATIVES.search(follow) or _ALTERNATIVES.match(label + follow):
-        return False
-    other = _other(label)
-    for mention in _OTHER_MENTION.finditer(follow):
-        if mention.group().lower() in other and not _CONTRAST.search(
-            follow[max(0, mention.start() - 24) : mention.start()]
-        ):
-            return False  # "quark and gluon"
-    return True
+        companion = _DIGIT_COMPANION.match(follow)
+        if companion is not None:
+            if value_of(companion) != label:
+                return False  # "1 (gluon)"
+            follow = follow[companion.end() :]
+    else:
+        companion = _WORD_COMPANION.match(follow)
+        if companion is not None:
+            if value_of(companion) != label:
+                return False  # "quark: 0"
+            follow = follow[companion.end() :]
+    if _ALTERNATIVES.match(label + follow) or _ALTERNATIVES.search(follow):
+        return False  # "quark or gluon", "1 of 2", "quark/gluon"
+    named, _ = mentions(follow)
+    return not (named & set(_other_values(label)) or named & {other(label)})
 
 
 def _negations_agree(sentence: str, label: str) -> bool:
     """Whether every negation in the decision's sentence is aimed at the other class."""
-    other = _other(label)
+    others = _other_values(label)
     for negation in _NEGATION.finditer(sentence):
         aimed = _NEGATED_OTHER.match(sentence, negation.start())
-        if aimed is None or aimed.group("other").lower() not in other:
+        if aimed is None or aimed.group("other").lower() not in others:
             return False
     return True
 
 
-def _negated_labels(sentence: str) -> set[str]:
-    """Labels a sentence negates ("not a quark", "isn't 0")."""
-    return {
-        "quark" if m.group("other").lower() in ("quark", "1") else "gluon"
-        for m in _NEGATED_OTHER.finditer(sentence)
-    }
+def decide(sentence: str, lone: str) -> Decision | None:
+    """A (lowercased) sentence's decision, or ``None`` when it states none (module doc).
 
-
-def _last(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
-    found = None
-    for found in pattern.finditer(text):  # noqa: B007 - the last match wins
-        pass
-    return found
-
-
-def _decide(sentence: str, lone: str) -> str | bool | None:
-    """A sentence's decision: a label, ``False`` when it attempts an ambiguous one, else None.
-
-    ``lone`` says which lone values count: ``"any"`` (the whole last line), ``"word"`` (a
-    sentence of the last line) or ``""`` (elsewhere).
+    ``lone`` says which lone values count: ``"any"`` (the sentence is a whole line),
+    ``"word"`` (the last sentence of the answer's last line) or ``""``.
     """
     if lone:
         match = _LONE_WORD.fullmatch(sentence)
         if match is None and lone == "any":
             match = _LONE_DIGIT.fullmatch(sentence)
         if match is not None:
-            return _value(match)
-    found = [m for m in (_last(_DECISION, sentence), _last(_DECLARATIVE, sentence)) if m]
+            return Decision(value_of(match), explicit=False)
+    text = without_probabilities(sentence)
+    # Only values that close the decision count: "so gluon jets radiate more" is a remark.
+    found = [
+        m
+        for pattern in (_DECISION, _DECLARATIVE)
+        for m in pattern.finditer(text)
+        if _CLOSES.match(text, m.end())
+    ]
     if not found:
         return None
-    last = max(found, key=lambda m: m.start())
-    label = _value(last)
+    quotes = _Quotes(text)
+    found = [m for m in found if not quotes.quoted(m.start())]
+    if not found:
+        return None
+    last = max(found, key=lambda m: (m.end(), -m.start()))
+    label = value_of(last)
     is_digit = last.groupdict().get("digit") is not None
-    if not _follow_is_clean(label, is_digit, sentence[last.end() :]):
-        return False
+    if not _follow_is_clean(label, is_digit, text[last.end() :]):
+        return Decision(None, explicit=True, start=last.start())
     if not _negations_agree(sentence, label):
-        return False
-    return label
+        return Decision(None, explicit=True, start=last.start())
+    return Decision(label, explicit=True, start=last.start())
 
 
-def _sentences(text: str) -> list[tuple[str, str]]:
-    """The sentences of ``text``, last first, each with the lone values it may be (_decide)."""
-    out: list[tuple[str, str]] = []
-    lines = [line for line in text.split("\n") if line.strip(_MARKUP + " \t#>-")]
-    for n, line in enumerate(reversed(lines)):
-        parts = [p.strip() for p in _SENTENCE_END.split(line)]
-        parts = [p for p in parts if p.strip(_MARKUP + " \t#>-")]
-        for k, part in enumerate(reversed(parts)):
-            lone = ""
-            if n == 0 and len(parts) == 1:
-                lone = "any"
-            elif n == 0 and k == 0 and not _LIST_MARKER.fullmatch(parts[-2]):
-                lone = "word"
-            out.append((part, lone))
+def decided_labels(sentence: str) -> set[str]:
+    """Every label a (lowercased) sentence pairs with a decision's lead, closed or not,
+    quoted or not: what it may be deciding."""
+    text = without_probabilities(sentence)
+    return {value_of(m) for pattern in (_DECISION, _DECLARATIVE) for m in pattern.finditer(text)}
+
+
+def stated_probabilities(text: str) -> list[float]:
+    """The quark probabilities (lowercased) ``text`` states, in order: "quark probability
+    0.7", "P(quark) = .3", or one minus a stated gluon probability ("P(gluon) = 0.8")."""
+    out: list[float] = []
+    for m in _PROBABILITY.finditer(text):
+        p = float(m.group("p"))
+        out.append(p if (m.group("a") or m.group("b") or m.group("c")) == "quark" else 1.0 - p)
     return out
 
 
-def prose_decision(text: str) -> ProseReading:
-    """The label an answer's prose explicitly decides, or ``None`` and why (module doc)."""
-    end = tail(text).replace("\u2019", "'").lower()
-    if "{" in end:
-        return ProseReading(None, "the answer holds JSON, which is read as JSON only")
-    negated: set[str] = set()  # labels negated after the decision
-    for sentence, lone in _sentences(end):
-        if _HEDGE.search(sentence):
-            return ProseReading(None, "the answer hedges or refuses")
-        decision = _decide(sentence, lone)
-        if decision is False:
-            return ProseReading(None, "the answer's decision is ambiguous")
-        if isinstance(decision, str):
-            if decision in negated:
-                return ProseReading(None, "the answer negates its decision afterwards")
-            return ProseReading(decision, "")
-        if _ALTERNATIVES.search(sentence):
-            return ProseReading(None, "the answer names both classes without a decision")
-        negated |= _negated_labels(sentence)
-    return ProseReading(None, "the answer states no explicit decision")
-
-
 def stated_probability(text: str) -> float | None:
-    """The last quark probability the prose states ("quark probability 0.7", "P(quark) = .3")."""
-    found = _last(_PROBABILITY, tail(text).lower())
-    return None if found is None else float(found.group("p"))
+    """The last quark probability (lowercased) ``text`` states (:func:`stated_probabilities`)."""
+    found = stated_probabilities(text)
+    return None if not found else round(found[-1], 10)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 __all__ = [
     "COMPACT_LABEL_REGEX",
+    "DIGIT_LABELS",
     "SCHEMA_VERSION",
     "JetLabel",
     "Label",
@@ -40,8 +41,17 @@ def check_consistent(label: str, quark_probability: float | None) -> None:
         )
 
 
+DIGIT_LABELS = "digit_labels"
+"""Validation context key: when true, a label of 1 or 0 (number or string) reads as quark or
+gluon (for templates that ask for digits)."""
+
+
 class JetLabel(BaseModel):
-    """The answer the model is asked for. The label and the probability must agree."""
+    """The answer the model is asked for. The label and the probability must agree.
+
+    The label is read case-insensitively (``"Quark"`` is quark); 1 and 0 are read as quark and
+    gluon only when validated with ``context={"digit_labels": True}``.
+    """
 
     model_config = ConfigDict(extra="forbid", title="JetLabel")
 
@@ -52,6 +62,18 @@ class JetLabel(BaseModel):
         description="probability that the jet is quark-initiated, 0 to 1 "
         "(at least 0.5 exactly when the label is quark)",
     )
+
+    @field_validator("label", mode="before")
+    @classmethod
+    def _label_as_written(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str):
+            word = value.strip().lower()
+            if word in ("quark", "gluon"):
+                return word
+        digits = bool(info.context and info.context.get(DIGIT_LABELS))
+        if digits and not isinstance(value, bool) and value in (0, 1, "0", "1"):
+            return "quark" if value in (1, "1") else "gluon"
+        return value
 
     @model_validator(mode="after")
     def _label_agrees_with_probability(self) -> JetLabel:

@@ -1,4 +1,9 @@
-"""The module paths of earlier releases, kept working for one release with a warning.
+"""How the package's names are imported: on first use, and from the paths of earlier releases.
+
+:func:`lazy_exports` gives a package the module ``__getattr__`` that imports a public name
+the first time it is read, so ``import vibe_jet_tagging`` (and each subpackage) stays light.
+
+The module paths of earlier releases are kept working for one release with a warning:
 
 ``vibe_jet_tagging.chain``, ``.cache``, ``.model``... moved into the packages that name the
 architecture (``tagging``, ``store``, ``servers``, ``jets``, ``scale``, ``evaluation``,
@@ -15,11 +20,31 @@ import importlib.machinery
 import sys
 import types
 import warnings
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["MOVED", "install"]
+__all__ = ["MOVED", "install", "lazy_exports"]
 
 _PACKAGE = __name__.rpartition(".")[0]
+
+
+def lazy_exports(
+    package: str, exports: dict[str, str], namespace: dict[str, Any]
+) -> Callable[[str], Any]:
+    """The module ``__getattr__`` of ``package``: ``exports`` maps each public name to the
+    submodule that holds it, imported when the name is first read (then kept in
+    ``namespace``, the package's globals)."""
+
+    def __getattr__(name: str) -> Any:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f".{module}", package), name)
+        namespace[name] = value
+        return value
+
+    return __getattr__
+
 
 MOVED: dict[str, str | tuple[str, ...]] = {
     "data": "jets.dataset",
