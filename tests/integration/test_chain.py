@@ -63,7 +63,7 @@ async def test_tags_real_jets_with_reasoning_usage_and_schema(emulator):
     assert result.parsed_by == "schema"
     assert result.index == JETS[0].index
     assert len(result.reasoning) > 200  # the reasoning text is kept
-    assert result.usage.input_tokens > 1000  # four examples and the jet
+    assert result.usage.input_tokens > 1000  # six examples and the jet
     assert 0 < result.usage.reasoning_tokens < result.usage.output_tokens
     assert not result.usage.reasoning_estimated
     [body] = wire.bodies
@@ -72,10 +72,10 @@ async def test_tags_real_jets_with_reasoning_usage_and_schema(emulator):
     assert body["structured_outputs"] == {"regex": COMPACT_LABEL_REGEX}
     assert "response_format" not in body
     assert re.fullmatch(COMPACT_LABEL_REGEX, result.answer)
-    # System, four examples as (user, assistant JSON) turns, then the jet: and never the jet
+    # System, six examples as (user, assistant JSON) turns, then the jet: and never the jet
     # being tagged among its own examples.
     roles = [m["role"] for m in body["messages"]]
-    assert roles == ["system"] + ["user", "assistant"] * 4 + ["user"]
+    assert roles == ["system"] + ["user", "assistant"] * 6 + ["user"]
     target = body["messages"][-1]["content"]
     assert all(m["content"] != target for m in body["messages"][1:-1])
 

@@ -53,7 +53,7 @@ def test_prompt_template_works_with_any_chat_model(emulator):
     prompt = JetPromptTemplate("few_shot", examples=EXAMPLES)
     messages = prompt.invoke({"jet": JET}).to_messages()
     assert messages == prompt.invoke(JET).to_messages()
-    assert [m.type for m in messages] == ["system"] + ["human", "ai"] * 4 + ["human"]
+    assert [m.type for m in messages] == ["system"] + ["human", "ai"] * 6 + ["human"]
     common = {"base_url": emulator.base_url, "api_key": "EMPTY", "reasoning_effort": "low"}
     theirs = (prompt | ChatOpenAI(model=emulator.model, **common)).invoke(JET)
     ours = (prompt | ChatVLLM(**common)).invoke(JET)
