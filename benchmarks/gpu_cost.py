@@ -59,6 +59,9 @@ def summary(results: list[Any], **fields: Any) -> dict[str, Any]:
         "cached_share": cached / prompt,
         "cached_share_after_first": sum(u.cached_input_tokens for u in warm)
         / sum(u.input_tokens for u in warm),
+        "uncached_input_tokens_after_first": statistics.mean(
+            u.input_tokens - u.cached_input_tokens for u in warm
+        ),
         "errors": sum(not getattr(r, "result", r).ok for r in results),
     }
 
@@ -96,6 +99,7 @@ async def emulated(n: int, effort: str) -> list[dict[str, Any]]:
                 results = await tagger.abatch(jets, {"max_concurrency": 1}, return_exceptions=True)
                 row = summary(results, template=template, format=fmt)
                 row["shared_head_share"] = head_share(tagger, jets, results)
+                row["template_format"] = fmt == tagger.prompt.template.format.name
                 rows.append(row)
                 print(f"{template} / {fmt}: {rows[-1]['cached_share']:.1%} cached", flush=True)
     return rows
@@ -175,6 +179,13 @@ if __name__ == "__main__":
         n = args.jets or (6 if args.quick else 20)
         rows = asyncio.run(emulated(n, args.effort))
         print(table(HEADERS, table_rows(rows)))
-        print(verdict(next(r for r in rows if r["template"] == "few_shot")))
+        own = [r for r in rows if r["template_format"]]  # each template in its own format
+        print(verdict(next(r for r in own if r["template"] == "few_shot")))
+        for r in own:  # the GPU's cost a jet
+            print(
+                f"{r['template']} ({r['format']}): "
+                f"{r['uncached_input_tokens_after_first']:,.0f} prompt tokens prefilled a jet "
+                f"after the first, of {r['input_tokens']:,.0f}"
+            )
         params = {"jets": n, "effort": args.effort, "block_size": 16, "server": "emulated"}
         print(f"results: {save('gpu_cost', params, rows, target=TARGET)}")

@@ -195,18 +195,25 @@ def _memory(doc: dict[str, Any]) -> list[Row]:
 
 
 def _gpu_cost(doc: dict[str, Any]) -> list[Row]:
-    for r in doc["rows"]:
-        if (r["template"], r["format"]) == ("few_shot", "particles"):
-            share = r["cached_share_after_first"]
-            return [
-                (
-                    f"prefix-cache share, few_shot, {doc['params'].get('server', '')} server",
-                    f"{share:.1%} (shared head {r['shared_head_share']:.1%})",
-                    ">= 80 %",
-                    share >= 0.8,
-                )
-            ]
-    return []
+    few = [r for r in doc["rows"] if r["template"] == "few_shot"]
+    own = [r for r in few if r.get("template_format")] or few[:1]  # older files: particles
+    out: list[Row] = []
+    for r in own:
+        share = r["cached_share_after_first"]
+        server = doc["params"].get("server") or f"real ({doc['params'].get('model', '')})"
+        uncached = r.get("uncached_input_tokens_after_first")
+        out.append(
+            (
+                f"prefix-cache share, few_shot ({r['format']}), {server} server",
+                f"{share:.1%} after the first jet (shared head "
+                f"{r.get('shared_head_share', float('nan')):.1%}"
+                + ("" if uncached is None else f"; {uncached:,.0f} tokens prefilled a jet")
+                + f"){_load(doc)}",
+                ">= 80 %",
+                share >= 0.8,
+            )
+        )
+    return out
 
 
 SUMMARY: list[tuple[str, Callable[[dict[str, Any]], list[Row]]]] = [
@@ -217,6 +224,7 @@ SUMMARY: list[tuple[str, Callable[[dict[str, Any]], list[Row]]]] = [
     ("cache_hits_zero_shot", _cache_hits),
     ("memory", _memory),
     ("gpu_cost", _gpu_cost),
+    ("gpu_cost_real", _gpu_cost),
 ]
 
 
