@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 
-import openai
 import pytest
 
 from vibe_jet_tagging import ChatVLLM, JetTagger, TaggingError, Usage, VJTError, load_sample
@@ -16,25 +15,12 @@ from vibe_jet_tagging.scale.batchfiles import REASK_SUFFIX, constraint_of, offli
 from vibe_jet_tagging.tagging.parsing import COMPACT_LABEL_REGEX
 
 from .batch_standin import answer_lines
+from .wire import Wire
 
 SAMPLE = load_sample()
 JETS = [SAMPLE[i] for i in range(5, 4000, 250)]  # 16 real jets
 EXAMPLES = SAMPLE[3000:3400]
 COMPARED = ("label", "quark_probability", "parsed_by", "answer", "reasoning", "finish_reason")
-
-
-class Wire:
-    """Records the JSON bodies a model sends (an httpx event hook on its own client)."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict] = []
-
-    def client(self) -> openai.DefaultAsyncHttpxClient:
-        async def hook(request) -> None:
-            if request.url.path.endswith("/chat/completions"):
-                self.bodies.append(json.loads(request.content))
-
-        return openai.DefaultAsyncHttpxClient(event_hooks={"request": [hook]})
 
 
 def tokens(usage: Usage) -> Usage:

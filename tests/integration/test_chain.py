@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import re
 import threading
 from uuid import UUID, uuid4
 
-import openai
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.runnables import RunnableLambda
@@ -20,23 +18,11 @@ from vibe_jet_tagging.tagging.model import REASONING_KEY
 from vibe_jet_tagging.tagging.parsing import COMPACT_LABEL_REGEX
 from vibe_jet_tagging.tagging.usage import UsageCallback, usage_totals
 
+from .wire import Wire
+
 SAMPLE = load_sample()
 JETS = [SAMPLE[i] for i in range(0, 4000, 200)]  # 20 real jets, quark and gluon
 EXAMPLES = SAMPLE[3000:3400]
-
-
-class Wire:
-    """Records the JSON bodies a model sends (an httpx event hook on its own client)."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict] = []
-
-    def client(self) -> openai.DefaultAsyncHttpxClient:
-        async def hook(request) -> None:
-            if request.url.path.endswith("/chat/completions"):
-                self.bodies.append(json.loads(request.content))
-
-        return openai.DefaultAsyncHttpxClient(event_hooks={"request": [hook]})
 
 
 def tagger_for(server, wire: Wire | None = None, **options) -> JetTagger:

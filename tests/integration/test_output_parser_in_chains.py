@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
-import openai
 import pytest
 from langchain_core.exceptions import OutputParserException
 from langchain_core.runnables import RunnableLambda
@@ -15,6 +12,8 @@ from vibe_jet_tagging.tagging.parsing import (
     LabelParseError,
     label_response_format,
 )
+
+from .wire import Wire
 
 JETS = load_sample()[:8]
 
@@ -128,20 +127,6 @@ async def test_without_the_constraint_the_chain_reads_prose_without_probabilitie
         r for r in results if not isinstance(r, Exception) and r.quark_probability is not None
     ]
     assert len(with_probability) < 20
-
-
-class Wire:
-    """Records the JSON bodies a model sends (an httpx event hook on its own client)."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict] = []
-
-    def client(self) -> openai.DefaultAsyncHttpxClient:
-        async def hook(request) -> None:
-            if request.url.path.endswith("/chat/completions"):
-                self.bodies.append(json.loads(request.content))
-
-        return openai.DefaultAsyncHttpxClient(event_hooks={"request": [hook]})
 
 
 @pytest.mark.parametrize("vllm", [True, False], ids=["vllm", "other-server"])

@@ -25,3 +25,9 @@ def labelled_pool() -> list[tuple[Jet, int]]:
     quarks = [(synthetic_jet(rng, 20 + i, 0.03), 1) for i in range(10)]
     gluons = [(synthetic_jet(rng, 55 + i, 0.08), 0) for i in range(10)]
     return quarks + gluons
+
+
+@pytest.fixture
+def jet(labelled_pool: list[tuple[Jet, int]]) -> Jet:
+    """A quark-like jet of :func:`labelled_pool`."""
+    return labelled_pool[0][0]

@@ -27,11 +27,6 @@ from .test_tagger_scripted import scripted
 ANSWER = '{"label": "gluon", "quark_probability": 0.2}'
 
 
-@pytest.fixture
-def jet(labelled_pool):
-    return labelled_pool[0][0]
-
-
 def gated(tmp_path: Path, *answers: str, **options) -> JetTagger:
     options.setdefault("template", "zero_shot")
     options.setdefault("cache", ResultCache(tmp_path / "cache"))

@@ -40,11 +40,6 @@ def scripted(*answers: str | AIMessage) -> ScriptedModel:
     return ScriptedModel(messages=messages())
 
 
-@pytest.fixture
-def jet(labelled_pool) -> Jet:
-    return labelled_pool[0][0]
-
-
 def tagger(model, **options) -> JetTagger:
     options.setdefault("template", "zero_shot")
     options.setdefault("cache", None)

@@ -40,21 +40,9 @@ from vibe_jet_tagging.tagging.gate import Asked, OversizedAnswer, RowRefused, ro
 from vibe_jet_tagging.tagging.parsing import LabelParseError, ParsedLabel
 from vibe_jet_tagging.tagging.results import TagError, TagResult, Usage
 
-from .test_tagger_scripted import scripted
+from .test_gate import ANSWER, gated
 
-ANSWER = '{"label": "gluon", "quark_probability": 0.2}'
 KEY = "a" * 32
-
-
-@pytest.fixture
-def jet(labelled_pool):
-    return labelled_pool[0][0]
-
-
-def gated(tmp_path: Path, *answers, **options) -> JetTagger:
-    options.setdefault("template", "zero_shot")
-    options.setdefault("cache", ResultCache(tmp_path / "cache"))
-    return JetTagger(scripted(*answers), **options)
 
 
 def message(text: str = ANSWER, **metadata) -> AIMessage:
