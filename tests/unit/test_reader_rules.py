@@ -283,3 +283,25 @@ def test_the_last_json_object_that_is_no_example_is_the_answer() -> None:
     # A brace that opens no JSON object is prose; one that does is read as JSON only.
     assert label_of("The set {1, 2} is small.\nFinal answer: 1") == "quark"
     assert label_of('Final answer: quark {"label": "quark"}') is None
+
+
+# -- the reason a user reads ----------------------------------------------------------------------
+
+REASON_CASES = [
+    # Each rule that refuses a label says which one in the error: the reason is what a user
+    # counts failures by. The ambiguous-decision rule is held only here: without it the label
+    # is still None, but the error names the wrong reason.
+    pytest.param("The answer is quark: 0", "the answer's decision is ambiguous", id="ambiguous"),
+    pytest.param("Final answer: quark or gluon.", "names both classes without", id="both"),
+    pytest.param("Answer: quark. Wait.", "hedges, doubts or takes back", id="doubt"),
+    pytest.param("Answer: quark.\nIt is not a quark jet.", "negates its decision", id="negated"),
+    pytest.param("Answer: quark.\nThe jet has a gluon.", "names the other class", id="other"),
+    pytest.param("The jet is narrow.", "states no explicit decision", id="none"),
+]
+
+
+@pytest.mark.parametrize(("text", "reason"), REASON_CASES)
+def test_an_answer_without_a_label_says_which_rule_refused_it(text: str, reason: str) -> None:
+    with pytest.raises(LabelParseError) as error:
+        read_label(text)
+    assert f"({reason}" in str(error.value) or f" {reason}" in str(error.value)
