@@ -82,6 +82,7 @@ def test_an_admitted_result_holds_what_the_answer_said(tmp_path):
     assert not gate.admit(Asked(KEY, KEY), parsed, message(), Usage(), store=False).cached
     assert len(tagger.cache) == 0  # store=False: nothing stored
     assert gate.admit(Asked(KEY, KEY), parsed, message(), Usage(), server=None).server is None
+    assert gate.admit(Asked(KEY, KEY), parsed, message(), Usage(), latency=1.5).latency == 1.5
 
 
 def test_the_gate_refuses_a_label_that_contradicts_its_probability(tmp_path):
@@ -146,7 +147,7 @@ def test_an_entry_that_does_not_verify_warns_once_naming_it(tmp_path, jet, caplo
 
 
 def test_a_hit_is_served_as_this_jets(tmp_path, labelled_pool):
-    tagger = gated(tmp_path, ANSWER)
+    tagger = gated(tmp_path, message())
     jet = labelled_pool[0][0]
     result = tagger.invoke(jet)
     moved = type(jet).from_array(jet.constituents, index=42)
@@ -154,6 +155,9 @@ def test_a_hit_is_served_as_this_jets(tmp_path, labelled_pool):
     assert hit is not None and hit.cached and hit.index == 42
     many = tagger.gate.lookup_many([result.key, "f" * 32])
     assert list(many) == [result.key] and many[result.key].key == result.key
+    # A bulk hit holds no reasoning text until asked for it; then it is the stored one.
+    assert "reasoning" not in many[result.key].__dict__
+    assert many[result.key].reasoning == result.reasoning == "because"
 
 
 def test_admit_row_refuses_unverified_rows_unless_trusted_and_names_where(tmp_path, jet):
