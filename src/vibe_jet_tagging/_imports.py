@@ -3,6 +3,9 @@
 :func:`lazy_exports` gives a package the module ``__getattr__`` that imports a public name
 the first time it is read, so ``import vibe_jet_tagging`` (and each subpackage) stays light.
 
+:class:`Deferred` holds an object built on first use (a part whose library is heavy to
+import, such as the chat model of a tagger), so building what holds it stays light too.
+
 The module paths of earlier releases are kept working for one release with a warning:
 
 ``vibe_jet_tagging.chain``, ``.cache``, ``.model``... moved into the packages that name the
@@ -18,12 +21,15 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import sys
+import threading
 import types
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-__all__ = ["MOVED", "install", "lazy_exports"]
+__all__ = ["MOVED", "Deferred", "install", "lazy_exports"]
+
+T = TypeVar("T")
 
 _PACKAGE = __name__.rpartition(".")[0]
 
@@ -44,6 +50,31 @@ def lazy_exports(
         return value
 
     return __getattr__
+
+
+class Deferred(Generic[T]):
+    """An object built by ``build()`` the first time :meth:`get` is called (once, whatever
+    the threads), then kept. Whatever can be checked without building it is checked by
+    whoever makes the ``Deferred``, so that errors still surface there."""
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build: Callable[[], T] | None = build
+        self._value: T | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def built(self) -> bool:
+        """Whether :meth:`get` has built the object."""
+        return self._build is None
+
+    def get(self) -> T:
+        """The object, built now if not yet."""
+        if self._build is not None:
+            with self._lock:
+                if self._build is not None:
+                    self._value = self._build()
+                    self._build = None
+        return self._value  # type: ignore[return-value]  # built above
 
 
 MOVED: dict[str, str | tuple[str, ...]] = {

@@ -192,11 +192,11 @@ async def test_every_key_component_invalidates_and_nothing_else_does(
     for name, (tagger, inputs) in changed.items():
         assert await requests_for(tagger, inputs) == 4, name
 
-    import vibe_jet_tagging.tagging.identity as identity
+    import vibe_jet_tagging.tagging.parsing as parsing  # the key reads them from here
 
     for version in ("SCHEMA_VERSION", "PARSER_VERSION"):
         with monkeypatch.context() as bumped:  # undo() would undo the isolated settings too
-            bumped.setattr(identity, version, "test-bump")
+            bumped.setattr(parsing, version, "test-bump")
             assert await requests_for(tagger_with(server, cache)) == 4, version
     # And the original settings still hit.
     assert await requests_for(tagger_with(server, cache)) == 0

@@ -11,7 +11,9 @@ with a message naming it, not a user's run:
 - :mod:`.aiohttp`: closing a connector from its finalizer;
 - :mod:`.asyncio`: chaining a task's outcome into a ``concurrent.futures.Future``;
 - :mod:`.diskcache`: diskcache's per-thread SQLite connection, for reading many keys at once;
-- :mod:`.langchain`: a chat generation's metadata, LangChain's beta warning class, the
+- :mod:`.langchain_core`: LangChain's beta warning class and a chat model's cache string
+  (without langchain-openai, for what must stay light to import);
+- :mod:`.langchain`: a chat generation's metadata, the
   ``ChatOpenAI`` methods that convert responses (where the reasoning text is kept), and
   ``ainvoke`` for a call nobody watches (``ChatOpenAIHooks.adirect``).
 """

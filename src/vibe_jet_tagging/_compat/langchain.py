@@ -13,8 +13,8 @@
   ``ChatOpenAI`` raises (its ``_handle_openai_*`` conversions).
 - :func:`request_payload` and :func:`message_of_response`: the body ``ChatOpenAI`` would send
   and the message it would make of a response body (offline batch files use both).
-- :func:`llm_string`: how LangChain's caches name a chat model's settings.
-- :data:`LangChainBetaWarning`: the warning ``langchain_core.load`` raises on every call.
+- :func:`llm_string` and :data:`LangChainBetaWarning`, from :mod:`.langchain_core` (which
+  needs no langchain-openai: the store and the cache keys import them from there).
 """
 
 from __future__ import annotations
@@ -24,9 +24,7 @@ from typing import Any, ClassVar
 
 import openai
 import orjson
-from langchain_core._api.beta_decorator import LangChainBetaWarning
 from langchain_core.globals import get_llm_cache
-from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.chat_models import _gen_info_and_msg_metadata
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
@@ -34,6 +32,7 @@ from langchain_openai import ChatOpenAI
 from langchain_openai.chat_models import base as _openai_base
 from pydantic import PrivateAttr
 
+from .langchain_core import LangChainBetaWarning, llm_string
 from .openai import chat_body, direct_fields, plain_client, send_chat
 
 __all__ = [
@@ -265,8 +264,3 @@ def message_of_response(model: ChatOpenAI, body: dict[str, Any]) -> AIMessage:
         **_gen_info_and_msg_metadata(generation),
     }
     return message
-
-
-def llm_string(model: BaseChatModel) -> str:
-    """The string LangChain's caches key a chat model's settings by."""
-    return model._get_llm_string()

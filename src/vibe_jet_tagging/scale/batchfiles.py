@@ -75,11 +75,15 @@ vLLM). The tagger sends what its server takes."""
 class BatchTagger(Protocol):
     """What batch files need of a tagger: its parts (a :class:`JetTagger` has them)."""
 
-    model: BaseChatModel
     prompt: JetPrompt
     client: RequestClient
     keys: KeyPolicy
     gate: AnswerGate
+
+    @property
+    def model(self) -> BaseChatModel:
+        """The chat model (a tagger's is built when first read)."""
+        ...
 
 
 JetInput = Any

@@ -15,8 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
+from .._compat.httpx import httpx
 from ..errors import ModelNotServedError, ServerError, ServersDisagreeError
 from .url import redact
 

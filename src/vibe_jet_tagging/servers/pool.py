@@ -41,12 +41,11 @@ import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import openai
 
 from .info import ServerIdentity, ServerInfo
-from .url import redact
+from .url import check_base_urls, redact
 
 __all__ = [
     "AnswerTooLargeError",
@@ -128,16 +127,7 @@ class EndpointPool:
         clock: Callable[[], float] = time.monotonic,
         model: str | None = None,
     ) -> None:
-        urls = [u.rstrip("/") for u in base_urls]
-        if not urls:
-            raise ValueError("an endpoint pool needs at least one base URL")
-        if len(set(urls)) < len(urls):
-            shown = ", ".join(redact(u) or "" for u in urls)
-            raise ValueError(f"the same base URL is given twice: {shown}")
-        paths = {urlsplit(u).path for u in urls}
-        if len(paths) > 1:
-            raise ValueError(f"the base URLs must share one path (e.g. /v1), got {sorted(paths)}")
-        self.endpoints = [Endpoint(u, _parts=urlsplit(u)) for u in urls]
+        self.endpoints = [Endpoint(u, _parts=parts) for u, parts in check_base_urls(base_urls)]
         self.cooldown = cooldown
         self.model = model
         self.expected: ServerIdentity | None = None

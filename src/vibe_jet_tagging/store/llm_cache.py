@@ -20,7 +20,7 @@ from langchain_core.load import dumps, loads
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGeneration, Generation
 
-from .._compat.langchain import LangChainBetaWarning
+from .._compat.langchain_core import LangChainBetaWarning
 from .folder import CACHE_ERRORS, Store, UnsafeCacheEntryError, default_cache_dir
 from .provenance import Signer, answer_digest, default_signer
 

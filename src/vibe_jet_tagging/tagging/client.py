@@ -13,20 +13,23 @@ import asyncio
 import logging
 import math
 import random
+import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.runnables import RunnableConfig
-from langchain_openai.chat_models.base import BaseChatOpenAI
 
+from .._imports import Deferred
+from ..config import DEFAULT_BASE_URL
 from ..servers.info import ServerInfo, fetch_each, pool_info
 from ..servers.url import redact
-from .failures import MalformedResponseError
-from .model import DEFAULT_BASE_URL
-from .parser import constraint_for
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.runnables import RunnableConfig
+
+    from .options import DeferredChatVLLM
 
 __all__ = ["RequestClient", "logprob_quark_probability"]
 
@@ -69,13 +72,21 @@ class RequestClient:
 
     Args:
         model: the chat model (a :class:`~vibe_jet_tagging.tagging.model.ChatVLLM` for a
-            server, or any LangChain chat model).
+            server, or any LangChain chat model), or a
+            :class:`~vibe_jet_tagging.tagging.options.DeferredChatVLLM`: a ``ChatVLLM`` built
+            on first use (its name, effort and URLs are known before).
         structured_output: constrain each answer to the label's JSON.
         logprobs: ask for token logprobs.
     """
 
-    def __init__(self, model: BaseChatModel, *, structured_output: bool, logprobs: bool) -> None:
-        self.model = model
+    def __init__(
+        self,
+        model: BaseChatModel | DeferredChatVLLM,
+        *,
+        structured_output: bool,
+        logprobs: bool,
+    ) -> None:
+        self._model = model
         self.structured_output = structured_output
         self.logprobs = logprobs
         self._options: dict[str, Any] | None = None
@@ -85,18 +96,43 @@ class RequestClient:
     # -- what the model is ----------------------------------------------------------------------
 
     @property
+    def model(self) -> BaseChatModel:
+        """The chat model (a deferred ``ChatVLLM`` is built here, when first read)."""
+        model = self._model
+        if isinstance(model, Deferred):
+            model = self._model = model.get()
+        return model
+
+    @property
+    def _deferred(self) -> DeferredChatVLLM | None:
+        """The ``ChatVLLM`` to build, while it is not built."""
+        model = self._model
+        return model if isinstance(model, Deferred) and not model.built else None
+
+    @property
     def served(self) -> bool:
         """Whether the model is an OpenAI-compatible client of a server."""
-        return isinstance(self.model, BaseChatOpenAI)
+        if self._deferred is not None:
+            return True
+        # A BaseChatOpenAI exists only once langchain-openai was imported (not imported here:
+        # a tagger's model is built on first use, and its stack with it).
+        base = sys.modules.get("langchain_openai.chat_models.base")
+        return base is not None and isinstance(self.model, base.BaseChatOpenAI)
 
     @property
     def model_name(self) -> str:
         """The served model's name."""
+        deferred = self._deferred
+        if deferred is not None:
+            return deferred.model_name
         return str(getattr(self.model, "model_name", None) or type(self.model).__name__)
 
     @property
     def reasoning_effort(self) -> str | None:
         """The reasoning effort sent with each request."""
+        deferred = self._deferred
+        if deferred is not None:
+            return deferred.reasoning_effort
         return getattr(self.model, "reasoning_effort", None)
 
     @property
@@ -106,6 +142,9 @@ class RequestClient:
     @property
     def _urls(self) -> list[str]:
         """The servers' URLs, credentials included (for requests only)."""
+        deferred = self._deferred
+        if deferred is not None:
+            return list(deferred.base_urls)
         pool = self._pool
         if pool is not None:
             return list(pool.base_urls)
@@ -202,6 +241,8 @@ class RequestClient:
             # SDK's slower `parse` path, which adds ~1 ms of CPU per request and gains nothing
             # here (the answer is validated by the parser). The one decision, shared with
             # chains built from the parts: parser.constraint_for.
+            from .parser import constraint_for
+
             options.update(constraint_for(self.model, self.server_info()))
         if self.logprobs:
             options.update(logprobs=True, top_logprobs=5)
@@ -245,6 +286,8 @@ class RequestClient:
                 if not self.served:
                     raise
                 if attempt == retries:
+                    from .failures import MalformedResponseError
+
                     said = " ".join(str(exc).split())[:200]
                     raise MalformedResponseError(
                         f"the model server at {self.base_url} answered HTTP 200 with a body "

@@ -25,10 +25,11 @@ import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage
 
+from .._imports import Deferred
 from ..errors import VJTError
 from ..jets.jet import Jet
 from ..servers.url import redact
@@ -37,11 +38,11 @@ from ..store.provenance import SIGNED, Signer, answer_digest, default_signer
 from ..store.rows import row_result
 from .client import RequestClient, logprob_quark_probability
 from .identity import KeyPolicy
-from .model import reasoning_of
-from .parser import JetLabelParser
-from .parsing import LabelParseError, ParsedLabel
-from .parsing.schema import check_consistent
-from .results import TagError, TagResult, Usage
+from .results import TagError, TagResult, Usage, reasoning_of
+
+if TYPE_CHECKING:  # the parser's stack (instructor, the openai SDK) is imported when it reads
+    from .parser import JetLabelParser
+    from .parsing import LabelParseError, ParsedLabel
 
 __all__ = [
     "AnswerGate",
@@ -108,7 +109,8 @@ class AnswerGate:
     Args:
         keys: the tagger's keys (settings key, a jet's cache key).
         client: the requests (the model's name and effort, the verified server identity).
-        parser: the one parser of answers.
+        parser: the one parser of answers (a :class:`~vibe_jet_tagging._imports.Deferred`
+            one is built when first read).
         template: the prompt template's name (recorded on results).
         cache: the result cache (``None``: no cache); only the gate writes it.
         refresh: ignore cached results (look-ups find nothing; results are stored anew).
@@ -122,7 +124,7 @@ class AnswerGate:
         *,
         keys: KeyPolicy,
         client: RequestClient,
-        parser: JetLabelParser,
+        parser: JetLabelParser | Deferred[JetLabelParser],
         template: str,
         cache: ResultCache | None,
         refresh: bool,
@@ -132,7 +134,7 @@ class AnswerGate:
     ) -> None:
         self.keys = keys
         self.client = client
-        self.parser = parser
+        self._parser = parser
         self.template = template
         self.cache = cache
         self.refresh = refresh
@@ -142,6 +144,18 @@ class AnswerGate:
         self._identity: str | None = None
         self._stored: OrderedDict[str, None] = OrderedDict()
         self._warned = False
+
+    @property
+    def parser(self) -> JetLabelParser:
+        """The one parser of answers (built on first use when given as a ``Deferred``)."""
+        parser = self._parser
+        if isinstance(parser, Deferred):
+            parser = self._parser = parser.get()
+        return parser
+
+    @parser.setter
+    def parser(self, value: JetLabelParser) -> None:
+        self._parser = value
 
     @property
     def identity(self) -> str:
@@ -215,6 +229,8 @@ class AnswerGate:
         file's). ``store=False`` leaves the cache to :meth:`store` (imports that commit only
         once everything was read).
         """
+        from .parsing.schema import check_consistent
+
         check_consistent(parsed.label, parsed.quark_probability)
         answer = message.text
         result = self._result(
@@ -247,7 +263,7 @@ class AnswerGate:
         latency: float = 0.0,
     ) -> TagResult:
         """The result of a jet without a label: the error, the answer if any, what it cost."""
-        if isinstance(error, LabelParseError):
+        if not isinstance(error, TagError):  # a LabelParseError
             error = TagError(kind=error.kind, message=str(error), raw_answer=error.raw)
         if message is not None and error.kind == "oversized":
             message = None  # never kept
@@ -384,6 +400,8 @@ def row_problem(row: Mapping[str, Any]) -> str | None:
     # type(): a bool is no number here; the range refuses nan and infinities as well.
     if p is not None and (type(p) not in (int, float) or not 0 <= p <= 1):
         return f"quark_probability {p!r} is not a number from 0 to 1"
+    from .parsing.schema import check_consistent
+
     try:
         check_consistent(label, p)
     except ValueError:

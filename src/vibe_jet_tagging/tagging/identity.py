@@ -13,16 +13,16 @@ import hashlib
 import json
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from langchain_core.language_models import BaseChatModel
-
-from .._compat.langchain import llm_string
+from .._compat.langchain_core import llm_string
 from ..jets.jet import Jet
 from .client import RequestClient
 from .examples import Example
-from .parsing import PARSER_VERSION, SCHEMA_VERSION
 from .prompt import JetPrompt
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
 
 __all__ = ["KeyPolicy"]
 
@@ -92,6 +92,8 @@ class KeyPolicy:
         return self._settings_key
 
     def _compute(self) -> str:
+        from .parsing import PARSER_VERSION, SCHEMA_VERSION  # the parser's stack: when used
+
         settings: dict[str, Any] = {
             "prompt": self.prompt.fingerprint,
             "model": _model_settings(self.client.model),

@@ -43,6 +43,7 @@ from ..servers.aio import AiohttpTransport
 from ..servers.info import fetch_server_info
 from ..servers.pool import EndpointPool
 from ..servers.transport import DEFAULT_MAX_ANSWER_BYTES, PoolTransport
+from .results import REASONING_KEY, reasoning_of
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -55,9 +56,6 @@ __all__ = [
     "reasoning_of",
     "served_models",
 ]
-
-REASONING_KEY = "reasoning_content"
-"""Where the reasoning lands in ``AIMessage.additional_kwargs`` (LangChain's usual key)."""
 
 _REASONING_FIELDS = ("reasoning", "reasoning_content")
 
@@ -110,12 +108,6 @@ class _PerLoopTransport(httpx.AsyncBaseTransport):
 
 def _loop_safe_async_client() -> Any:
     return openai.DefaultAsyncHttpxClient(transport=_PerLoopTransport())
-
-
-def reasoning_of(message: BaseMessage) -> str | None:
-    """The reasoning text ``ChatVLLM`` kept on ``message``, if any."""
-    text = message.additional_kwargs.get(REASONING_KEY)
-    return text if isinstance(text, str) and text else None
 
 
 class ToolCallingUnavailableError(

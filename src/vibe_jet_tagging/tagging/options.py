@@ -3,7 +3,9 @@
 ``JetTagger(model, **options)`` takes these keyword arguments; :func:`resolve` completes
 them from the configuration (``VJT_*`` variables, the config file, the defaults, as ``vjt``
 reads them, see :mod:`vibe_jet_tagging.config`) into :class:`Resolved`: the chat model, the
-prompt, the result cache and the switches the tagger's parts are built from. The command line
+prompt, the result cache and the switches the tagger's parts are built from. A chat model
+the tagger makes itself is a :class:`DeferredChatVLLM`: checked here, built on first use
+(``ChatVLLM`` is a ``ChatOpenAI``, whose stack takes ~1 s of CPU to import). The command line
 passes its :class:`~vibe_jet_tagging.config.Settings` through :func:`options_from_settings`,
 so no list of settings is written twice.
 """
@@ -13,20 +15,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from langchain_core.language_models import BaseChatModel
 from typing_extensions import TypedDict
 
+from .._imports import Deferred
 from ..config import Effort, SelectorName, Settings, api_settings
 from ..errors import ConfigError
 from ..jets.formats import JetFormat
+from ..servers.url import check_base_urls
 from ..store.cache import ResultCache
-from .model import ChatVLLM
 from .prompt import JetPromptTemplate
 from .templates import PromptTemplateSpec
 
-__all__ = ["Resolved", "TaggerOptions", "options_from_settings", "resolve"]
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+    from .model import ChatVLLM
+
+__all__ = ["DeferredChatVLLM", "Resolved", "TaggerOptions", "options_from_settings", "resolve"]
 
 
 class TaggerOptions(TypedDict, total=False):
@@ -82,11 +89,42 @@ _ARGUMENT_NAMES = {"effort": "reasoning_effort", "concurrency": "max_concurrency
 """Settings given to ``JetTagger`` under another name (for messages and the CLI)."""
 
 
+class DeferredChatVLLM(Deferred["ChatVLLM"]):
+    """The ``ChatVLLM`` that ``settings`` configure, built on first use.
+
+    What building it could refuse is checked now, with the same one-line
+    :class:`~vibe_jet_tagging.errors.ConfigError` (the settings were validated when read; the
+    server URLs as the model's pool of servers takes them); its name, effort and URLs are
+    known without building it.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        try:
+            checked = check_base_urls(settings.base_urls)
+        except ValueError as exc:
+            raise ConfigError(f"ChatVLLM: {exc}") from None
+        if not settings.api_key.get_secret_value():
+            raise ConfigError(
+                "ChatVLLM: api_key is empty: give the server's key, or leave it out "
+                "(EMPTY, what vLLM takes when started without --api-key)"
+            )
+        super().__init__(self._build)
+        self.settings = settings
+        self.model_name = settings.model
+        self.reasoning_effort: str | None = settings.effort
+        self.base_urls = [url for url, _ in checked]
+
+    def _build(self) -> ChatVLLM:
+        from .model import ChatVLLM
+
+        return ChatVLLM.from_settings(self.settings)
+
+
 @dataclass(frozen=True)
 class Resolved:
     """Everything a tagger is built from, completed from the configuration."""
 
-    model: BaseChatModel
+    model: BaseChatModel | DeferredChatVLLM
     prompt_template: JetPromptTemplate
     cache: ResultCache | None
     structured_output: bool
@@ -123,7 +161,11 @@ def resolve(model: str | BaseChatModel | None, options: TaggerOptions) -> Resolv
             "reasoning_effort; give one"
         )
     effort = effort or alias
-    chat_model = model if isinstance(model, BaseChatModel) else None
+    chat_model = None
+    if model is not None and not isinstance(model, str):
+        from langchain_core.language_models import BaseChatModel  # loaded: a model was given
+
+        chat_model = model if isinstance(model, BaseChatModel) else None
     if chat_model is not None:
         clash = [name for name in _REQUEST if given.get(name) is not None]
         clash += ["reasoning_effort"] if effort is not None else []
@@ -148,8 +190,7 @@ def resolve(model: str | BaseChatModel | None, options: TaggerOptions) -> Resolv
         },
         max_answer_bytes=given.get("max_answer_bytes"),
     )
-    if chat_model is None:
-        chat_model = ChatVLLM.from_settings(settings)
+    resolved_model = DeferredChatVLLM(settings) if chat_model is None else chat_model
     if isinstance(template, JetPromptTemplate):
         prompt_template = template
     else:
@@ -162,7 +203,7 @@ def resolve(model: str | BaseChatModel | None, options: TaggerOptions) -> Resolv
             seed=settings.seed or 0,
         )
     return Resolved(
-        model=chat_model,
+        model=resolved_model,
         prompt_template=prompt_template,
         cache=_cache(given.get("cache", True), settings),
         structured_output=settings.structured_output,

@@ -16,10 +16,9 @@ from langchain_core.messages import BaseMessage
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import VJTError
-from .model import reasoning_of
-from .parsing import Label, ParseStep
 
 __all__ = [
+    "REASONING_KEY",
     "SERVER_KINDS",
     "ErrorKind",
     "Origin",
@@ -29,7 +28,25 @@ __all__ = [
     "TransientTaggingError",
     "Usage",
     "defer_reasoning",
+    "reasoning_of",
 ]
+
+# The same as ``parsing.Label`` and ``parsing.ParseStep`` (tests/unit/test_startup.py checks
+# it), spelled here so that a result (and the cache that holds results) can be imported
+# without the parser's stack (instructor and the openai SDK, ~0.6 s of CPU).
+Label = Literal["quark", "gluon"]
+ParseStep = Literal["schema", "reask", "regex"]
+
+REASONING_KEY = "reasoning_content"
+"""Where :class:`~vibe_jet_tagging.tagging.model.ChatVLLM` keeps the reasoning in
+``AIMessage.additional_kwargs`` (LangChain's usual key)."""
+
+
+def reasoning_of(message: BaseMessage) -> str | None:
+    """The reasoning text ``ChatVLLM`` kept on ``message``, if any."""
+    text = message.additional_kwargs.get(REASONING_KEY)
+    return text if isinstance(text, str) and text else None
+
 
 ErrorKind = Literal[
     "parse",

@@ -25,9 +25,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import openai
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langchain_core.runnables.config import (
@@ -38,29 +36,33 @@ from langchain_core.runnables.config import (
 from langchain_core.runnables.retry import ExponentialJitterParams
 from typing_extensions import Unpack
 
+from .._imports import Deferred
 from .._sync import iterate_sync, run_sync
 from ..errors import ServerError
 from ..jets.jet import Jet
-from ..servers.info import ServerInfo
-from ..servers.transport import SERVER_HEADER
 from ..store.cache import ResultCache
 from . import batching
 from .batching import Pending
 from .client import RequestClient
 from .examples import Example
-from .failures import MalformedResponseError, server_error, server_info_error
 from .gate import AnswerGate, Asked, OversizedAnswer
 from .identity import KeyPolicy
 from .inflight import InFlight
 from .options import TaggerOptions, resolve
-from .parser import JetLabelParser
-from .parsing import LabelParseError, ParsedLabel, reask_messages
 from .prompt import JetPrompt, JetPromptTemplate
 from .results import TagError, TaggingError, TagResult, TransientTaggingError, Usage
 
+# What a tagger needs only once it asks a server or reads an answer (the openai SDK,
+# langchain-openai, instructor: ~1 s of CPU to import) is imported then, so that importing
+# the package and building a tagger stay light (see benchmarks/startup.py).
 if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
     from ..scale.batchfiles import Reask
     from ..scale.batchread import BatchOutput
+    from ..servers.info import ServerInfo
+    from .parser import JetLabelParser
+    from .parsing import ParsedLabel
 
 __all__ = ["JetInput", "JetTagger"]
 
@@ -68,6 +70,17 @@ logger = logging.getLogger(__name__)
 
 JetInput = Jet | np.ndarray | Mapping[str, Any]
 """A :class:`Jet`, an ``(n, 4)`` or zero-padded ``(M, 4)`` array, or a mapping with ``jet``."""
+
+
+def _parser_factory(digit_labels: bool) -> Callable[[], JetLabelParser]:
+    """What builds the tagger's parser (on first use: it imports the parser's stack)."""
+
+    def build() -> JetLabelParser:
+        from .parser import JetLabelParser
+
+        return JetLabelParser(name="parse_label", digit_labels=digit_labels)
+
+    return build
 
 
 class JetTagger(Runnable[JetInput, TagResult]):
@@ -90,7 +103,10 @@ class JetTagger(Runnable[JetInput, TagResult]):
     when a jet gets no label; ``abatch(..., return_exceptions=True)`` returns them in place.
     ``tagger.prompt_template`` is the :class:`JetPromptTemplate` it formats with and
     ``tagger.parser`` the :class:`JetLabelParser` that reads the answers (both usable in any
-    chain, with any chat model), ``tagger.model`` the chat model; ``tagger.client``,
+    chain, with any chat model), ``tagger.model`` the chat model (the ``ChatVLLM`` a tagger
+    makes itself is built on first use, with the answer parser: building a tagger imports
+    neither langchain-openai nor the openai SDK; what they would refuse is checked at
+    construction all the same); ``tagger.client``,
     ``tagger.keys`` and ``tagger.gate`` are its parts.
     """
 
@@ -98,7 +114,6 @@ class JetTagger(Runnable[JetInput, TagResult]):
         self, model: str | BaseChatModel | None = None, **options: Unpack[TaggerOptions]
     ) -> None:
         parts = resolve(model, options)
-        self.model: BaseChatModel = parts.model
         self.prompt_template: JetPromptTemplate = parts.prompt_template
         self.prompt: JetPrompt = parts.prompt_template.jet_prompt
         """The formatting under :attr:`prompt_template` (template, format, examples)."""
@@ -120,9 +135,7 @@ class JetTagger(Runnable[JetInput, TagResult]):
             keys=self.keys,
             client=self.client,
             # A template that asks for 1/0 gets its JSON labels read as digits.
-            parser=JetLabelParser(
-                name="parse_label", digit_labels=self.prompt.template.labels == "digits"
-            ),
+            parser=Deferred(_parser_factory(self.prompt.template.labels == "digits")),
             template=self.prompt.template.name,
             cache=parts.cache,
             refresh=parts.refresh,
@@ -142,6 +155,12 @@ class JetTagger(Runnable[JetInput, TagResult]):
         )
 
     # -- what it is (read from its parts) -----------------------------------------------------
+
+    @property
+    def model(self) -> BaseChatModel:
+        """The chat model: the one passed in, or the ``ChatVLLM`` the settings configure,
+        built when first needed (the first request, the settings key, or this read)."""
+        return self.client.model
 
     @property
     def cache(self) -> ResultCache | None:
@@ -270,6 +289,12 @@ class JetTagger(Runnable[JetInput, TagResult]):
             messages = await self._prompt_step.ainvoke(jet, config)
         else:
             messages = self.prompt.messages(jet, examples)
+        import openai
+
+        from ..servers.transport import SERVER_HEADER
+        from .failures import MalformedResponseError, server_error, server_info_error
+        from .parsing import LabelParseError, reask_messages
+
         asked = Asked.of(jet, key)
         usage, latency = Usage(), 0.0
         message: AIMessage | None = None
@@ -321,6 +346,8 @@ class JetTagger(Runnable[JetInput, TagResult]):
                 examples = self.prompt.examples_for(jet)
                 key = self.keys.key_for(jet, examples)
             except ServerError as exc:  # the server's /models could not be read
+                from .failures import server_info_error
+
                 failed = self.gate.failed(
                     Asked(key="", jet_key=jet.key, index=jet.index), server_info_error(exc)
                 )
