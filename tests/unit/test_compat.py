@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import inspect
+import json
 import warnings
 
 import diskcache
@@ -140,6 +141,20 @@ def test_only_plain_payloads_take_the_direct_call():
     assert not compat_openai.direct_fields({**plain, "temperature": float("nan")})
     body = compat_openai.chat_body({**plain, "temperature": 0.5})
     assert body.startswith(b'{"messages":[{"role":"user","content":"x"}],"model":"m",')
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"x": 1e-7}, {"a": [{"b": [1e-7]}]}, {"a": {"b": {"c": ["s", 2, True, None, 1e-7]}}}],
+)
+def test_a_float_anywhere_in_the_body_is_written_as_json_writes_it(extra):
+    """orjson writes 1e-7 where the SDK's json writes 1e-07: a float at any depth sends the
+    body through json."""
+    messages = [{"role": "user", "content": "x"}]
+    body = compat_openai.chat_body({"model": "m", "messages": messages, "extra_body": extra})
+    expected = {"messages": messages, "model": "m", **extra}
+    assert body == json.dumps(expected, separators=(",", ":")).encode()
+    assert b"1e-07" in body
 
 
 def test_aiohttp_connectors_still_close_at_once_without_a_loop_to_await():

@@ -10,6 +10,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from vibe_jet_tagging.errors import VJTError
 from vibe_jet_tagging.jets import Jet
+from vibe_jet_tagging.jets.dataset import load_sample
 from vibe_jet_tagging.jets.formats import DEFAULT_MAX_PARTICLES, FORMAT_NAMES, JetFormat, render_jet
 from vibe_jet_tagging.tagging.examples import BalancedExampleSelector, NearestExampleSelector
 from vibe_jet_tagging.tagging.prompt import JetPrompt
@@ -70,6 +71,35 @@ def test_format_options(labelled_pool):
     assert all(len(v.split(".")[1]) == 1 for v in row.split()[1:])
     obs = render_jet(jet, JetFormat(name="observables"))
     assert f"constituent multiplicity: {len(jet)}" in obs and "girth:" in obs
+
+
+@pytest.mark.parametrize("name", ["particles", "compact"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"relative": False},
+        {"decimals": 1},
+        {"decimals": 6},
+        {"max_particles": 7},
+        {"max_particles": None},
+    ],
+)
+def test_the_line_by_line_formats_write_what_the_column_path_writes(name, options, labelled_pool):
+    """``particles`` and ``compact`` (no pdgid) are written one format string a line; the text
+    is the column path's, byte for byte, for sample jets and odd ones (one particle, phi near
+    pi, negative zero)."""
+    from vibe_jet_tagging.jets.formats import _render_columns
+
+    fmt = JetFormat(name=name, **options)
+    odd = [
+        Jet.from_array(np.array([[12.5, -0.0, np.pi - 1e-12, 22.0]])),
+        Jet.from_array(np.array([[30.0, 0.1, 3.1, 211.0], [0.0004999, -0.2, -3.1, 22.0]])),
+    ]
+    sample = load_sample()
+    jets = [*(j for j, _ in labelled_pool), *odd, *(sample[i] for i in range(0, len(sample), 97))]
+    for jet in jets:
+        assert render_jet(jet, fmt) == _render_columns(jet, fmt)
 
 
 @pytest.mark.slow

@@ -119,12 +119,21 @@ def chat_body(payload: Mapping[str, Any]) -> bytes:
 
 
 def _has_float(value: Any) -> bool:
-    if isinstance(value, float):
-        return True
-    if isinstance(value, dict):
-        return any(_has_float(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_float(v) for v in value)
+    """Whether a float is anywhere in ``value`` (dicts' values and lists, walked without
+    recursion: a few-shot body is ~50 strings, checked a type at a time)."""
+    pending = [value]
+    pop, extend = pending.pop, pending.extend
+    while pending:
+        item = pop()
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            continue
+        if isinstance(item, float):
+            return True
+        if isinstance(item, dict):
+            extend(item.values())
+        elif isinstance(item, list):
+            extend(item)
     return False
 
 

@@ -12,7 +12,7 @@ from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ContradictionError, LabelParseError, TruncatedAnswerError
-from .prose import tail
+from .prose import TAIL_CHARS, tail
 from .reader import read
 from .schema import CONTRADICTION, DIGIT_LABELS, JetLabel, Label, check_consistent
 
@@ -147,6 +147,52 @@ def read_label(
     """
     if finish_reason == "length":
         raise _truncated(content)
+    fast = _compact_label(content, finish_reason, digit_labels)
+    if fast is not None:
+        return fast
+    return _read_by_rule(content, finish_reason, digit_labels)
+
+
+_FAST_FINISH = frozenset((None, "", "stop"))
+
+
+def _compact_label(
+    content: str, finish_reason: str | None, digit_labels: bool
+) -> ParsedLabel | None:
+    """The label of an answer that is one flat JSON object and nothing else, or ``None``.
+
+    A shortcut past instructor for the answer a structured-output server sends
+    (``{"label":"quark","quark_probability":0.97}``): :class:`JetLabel`'s own
+    ``model_validate_json`` on the object, with the validation context instructor is given.
+    It gives exactly what :func:`_read_by_rule` gives: the object is the reader's only
+    statement (nothing but whitespace around it) and, with one ``{``, one ``}`` and no ``[``,
+    instructor's ``extract_json_from_codeblock`` hands pydantic the same string; the finish
+    reasons are those instructor's completion is built from unchanged. Anything else, or any
+    failure (which instructor reports as the error to re-ask with), returns ``None``: the
+    reader's rule and instructor decide.
+    """
+    if finish_reason not in _FAST_FINISH or len(content) > TAIL_CHARS:
+        return None
+    text = content.strip()
+    if not (
+        text[:1] == "{"
+        and text[-1:] == "}"
+        and text.count("{") == 1
+        and text.count("}") == 1
+        and "[" not in text
+    ):
+        return None
+    try:
+        answer = JetLabel.model_validate_json(text, context={DIGIT_LABELS: digit_labels})
+    except ValueError:
+        return None
+    return ParsedLabel(
+        label=answer.label, quark_probability=answer.quark_probability, step="schema"
+    )
+
+
+def _read_by_rule(content: str, finish_reason: str | None, digit_labels: bool) -> ParsedLabel:
+    """:func:`read_label` by the reader's rule (:mod:`.reader`), JSON through instructor."""
     end = tail(content)
 
     def validate(text: str) -> tuple[str, float | None]:
