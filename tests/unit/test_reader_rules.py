@@ -232,6 +232,10 @@ STRUCTURE_CASES = [
         "It is a gluon jet.\nMaybe a quark jet, who knows.\nQuark", None, id="lone-vs-earlier"
     ),
     pytest.param("Answer: quark. But I might be wrong.\nQuark", "quark", id="lone-agrees"),
+    # ...even when that statement only leans (a hedge) or quotes a decision: a lone value after
+    # something that looks like a decision for the other class is no decision of its own.
+    pytest.param("Perhaps the answer is gluon.\n1", None, id="lone-vs-hedged"),
+    pytest.param('The format is "Final answer: gluon".\n1', None, id="lone-vs-quoted"),
     pytest.param(
         "Quark or gluon? The width settles it.\n**Quark**", "quark", id="lone-after-doubt"
     ),
