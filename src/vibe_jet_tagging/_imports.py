@@ -27,9 +27,10 @@ import warnings
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-__all__ = ["MOVED", "Deferred", "install", "lazy_exports"]
+__all__ = ["MOVED", "Deferred", "built", "install", "lazy_exports"]
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 _PACKAGE = __name__.rpartition(".")[0]
 
@@ -52,14 +53,14 @@ def lazy_exports(
     return __getattr__
 
 
-class Deferred(Generic[T]):
+class Deferred(Generic[T_co]):
     """An object built by ``build()`` the first time :meth:`get` is called (once, whatever
     the threads), then kept. Whatever can be checked without building it is checked by
     whoever makes the ``Deferred``, so that errors still surface there."""
 
-    def __init__(self, build: Callable[[], T]) -> None:
-        self._build: Callable[[], T] | None = build
-        self._value: T | None = None
+    def __init__(self, build: Callable[[], T_co]) -> None:
+        self._build: Callable[[], T_co] | None = build
+        self._value: T_co | None = None
         self._lock = threading.Lock()
 
     @property
@@ -67,7 +68,7 @@ class Deferred(Generic[T]):
         """Whether :meth:`get` has built the object."""
         return self._build is None
 
-    def get(self) -> T:
+    def get(self) -> T_co:
         """The object, built now if not yet."""
         if self._build is not None:
             with self._lock:
@@ -75,6 +76,11 @@ class Deferred(Generic[T]):
                     self._value = self._build()
                     self._build = None
         return self._value  # type: ignore[return-value]  # built above
+
+
+def built(value: T | Deferred[T]) -> T:
+    """``value`` itself, or the object a :class:`Deferred` builds (now, if not yet)."""
+    return value.get() if isinstance(value, Deferred) else value
 
 
 MOVED: dict[str, str | tuple[str, ...]] = {

@@ -73,28 +73,14 @@ class JetFormat(BaseModel):
 
 
 def _particle_columns(jet: Jet, fmt: JetFormat) -> tuple[list[str], list[list[str]], str]:
-    c = jet.constituents
-    shown = c if fmt.max_particles is None else c[: fmt.max_particles]
-    if fmt.relative:
-        dy, dphi = jet.relative_coordinates()
-        ys, phis = dy[: len(shown)], dphi[: len(shown)]
-        names = ["pt", "dy", "dphi"]
-    else:
-        ys, phis = shown[:, Y], shown[:, PHI]
-        names = ["pt", "y", "phi"]
+    names, header, rows = _columns(jet, fmt)
     spec = f".{fmt.decimals}f"
-    cols = [[format(v, spec) for v in column.tolist()] for column in (shown[:, PT], ys, phis)]
+    cells = [[format(v, spec) for v in row] for row in rows]
     if fmt.pdgid:
-        names.append("pid")
-        cols.append([str(int(v)) for v in shown[:, PID].tolist()])
-    rows = [list(r) for r in zip(*cols, strict=True)]
-    n, m = len(c), len(shown)
-    frame = "relative to the jet axis" if fmt.relative else "absolute"
-    if m < n:
-        header = f"{n} constituents, showing the {m} hardest (pt in GeV, coordinates {frame}):"
-    else:
-        header = f"{n} constituents, hardest first (pt in GeV, coordinates {frame}):"
-    return names, rows, header
+        pids = jet.constituents[: len(rows), PID].tolist()
+        cells = [[*row, str(int(pid))] for row, pid in zip(cells, pids, strict=True)]
+        return [*names, "pid"], cells, header
+    return list(names), cells, header
 
 
 def _observables_text(jet: Jet, fmt: JetFormat) -> str:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage
 
-from .._imports import Deferred
+from .._imports import Deferred, built
 from ..config import DEFAULT_BASE_URL
 from ..servers.info import ServerInfo, fetch_each, pool_info
 from ..servers.url import redact
@@ -98,9 +98,7 @@ class RequestClient:
     @property
     def model(self) -> BaseChatModel:
         """The chat model (a deferred ``ChatVLLM`` is built here, when first read)."""
-        model = self._model
-        if isinstance(model, Deferred):
-            model = self._model = model.get()
+        model = self._model = built(self._model)
         return model
 
     @property

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage
 
-from .._imports import Deferred
+from .._imports import Deferred, built
 from ..errors import VJTError
 from ..jets.jet import Jet
 from ..servers.url import redact
@@ -148,9 +148,7 @@ class AnswerGate:
     @property
     def parser(self) -> JetLabelParser:
         """The one parser of answers (built on first use when given as a ``Deferred``)."""
-        parser = self._parser
-        if isinstance(parser, Deferred):
-            parser = self._parser = parser.get()
+        parser = self._parser = built(self._parser)
         return parser
 
     @parser.setter
